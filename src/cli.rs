@@ -1,0 +1,4 @@
+//! cli (STUB)
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,1 @@
+//! pam_faillock's per-user tally (STUB).

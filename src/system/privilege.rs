@@ -1,0 +1,1 @@
+//! Process hygiene for setuid runs (STUB).
