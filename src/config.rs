@@ -1,1 +1,149 @@
-//! config (STUB)
+//! `/etc/credsync/credsync.toml` (under `--root` too). Every key is optional;
+//! a missing file means all defaults. Unknown keys are an error, so a typo never
+//! silently weakens a setting.
+#![forbid(unsafe_code)]
+
+use crate::store::app_hash::Argon2Cost;
+use crate::system::crypt::{Algorithm, HashMethod};
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub hash: HashConfig,
+    pub argon2: Argon2Cost,
+    pub verify: VerifyConfig,
+    pub pam: PamConfig,
+    pub locks: LockConfig,
+}
+
+/// The Linux hash method; when unset, the PAM stack, then login.defs, decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashConfig {
+    pub method: Option<String>,
+    pub rounds: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Members of these groups may `verify` any account (the application's
+    /// service account); everyone else only their own.
+    pub groups: Vec<String>,
+    /// Pause after a failed `verify`, like pam_unix's delay, against guessing.
+    pub failure_delay_ms: u64,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig { groups: Vec::new(), failure_delay_ms: 2000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PamConfig {
+    pub service: String,
+}
+
+impl Default for PamConfig {
+    fn default() -> Self {
+        PamConfig { service: "credsync".to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockConfig {
+    /// How long to wait for the password files before giving up as busy.
+    pub timeout_secs: u64,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        LockConfig { timeout_secs: 15 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is invalid: {detail}")]
+    Invalid { path: String, detail: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+        };
+        let invalid = |detail: String| ConfigError::Invalid { path: path.display().to_string(), detail };
+        let config: Config = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
+        config.hash_method().map_err(&invalid)?;
+        config.argon2.validate().map_err(|e| invalid(e.to_string()))?;
+        Ok(config)
+    }
+
+    /// The configured Linux hash method, if any.
+    pub fn hash_method(&self) -> Result<Option<HashMethod>, String> {
+        match &self.hash.method {
+            None => Ok(None),
+            Some(name) => Algorithm::from_name(name)
+                .map(|algorithm| Some(HashMethod { algorithm, rounds: self.hash.rounds }))
+                .ok_or_else(|| format!("hash.method: unknown method '{}'", name.escape_default())),
+        }
+    }
+
+    pub fn lock_timeout(&self) -> Duration {
+        Duration::from_secs(self.locks.timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("credsync.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn a_missing_file_means_defaults() {
+        let config = Config::load(Path::new("/nonexistent/credsync.toml")).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.pam.service, "credsync");
+        assert_eq!(config.lock_timeout(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let config = load(
+            "[hash]\nmethod = \"sha512\"\nrounds = 5000\n\
+             [argon2]\nmemory_kib = 8\niterations = 1\nparallelism = 1\n\
+             [verify]\ngroups = [\"appsvc\"]\nfailure_delay_ms = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.hash_method().unwrap(),
+            Some(HashMethod { algorithm: Algorithm::Sha512, rounds: Some(5000) })
+        );
+        assert_eq!(config.argon2.memory_kib, 8);
+        assert_eq!(config.verify.groups, vec!["appsvc"]);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        assert!(load("[hash]\nmethd = \"sha512\"\n").is_err());
+        assert!(load("[hash]\nmethod = \"rot13\"\n").unwrap_err().to_string().contains("rot13"));
+        assert!(load("[argon2]\niterations = 0\n").is_err());
+    }
+}

@@ -1,1 +1,93 @@
-//! error (STUB)
+//! The one error type the commands return, and the exit codes it maps to. The
+//! codes follow `passwd` where one applies; the README documents them all.
+#![forbid(unsafe_code)]
+
+use crate::config::ConfigError;
+use crate::store::StoreError;
+use crate::system::crypt::CryptError;
+use crate::system::pam::PamError;
+use crate::system::shadow::ShadowError;
+
+/// Exit codes (README "Exit codes").
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    /// Permission denied, or authentication failure.
+    pub const DENIED: u8 = 1;
+    /// Invalid usage of the command line.
+    pub const USAGE: u8 = 2;
+    /// Unexpected failure: nothing was changed.
+    pub const FAILURE: u8 = 3;
+    /// `/etc/passwd` or `/etc/shadow` is missing.
+    pub const FILE_MISSING: u8 = 4;
+    /// The password files or the store are locked by another program.
+    pub const BUSY: u8 = 5;
+    /// Invalid argument: unknown user, unusable password or name.
+    pub const INVALID: u8 = 6;
+    /// The credential store is unsafe, corrupt or from a newer version.
+    pub const STORE: u8 = 7;
+    /// The PAM stack failed.
+    pub const PAM: u8 = 10;
+    /// `verify`: the password is right but must be changed before use.
+    pub const MUST_CHANGE: u8 = 11;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Denied(String),
+    #[error("authentication failure")]
+    AuthFailed,
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the password is correct but must be changed")]
+    MustChange,
+    #[error("{0}")]
+    Failure(String),
+    #[error(transparent)]
+    Shadow(#[from] ShadowError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypt(#[from] CryptError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Pam(PamError),
+}
+
+impl From<PamError> for Error {
+    fn from(e: PamError) -> Self {
+        match e {
+            PamError::AuthFailed => Error::AuthFailed,
+            other => Error::Pam(other),
+        }
+    }
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Denied(_) | Error::AuthFailed => exit::DENIED,
+            Error::Usage(_) => exit::USAGE,
+            Error::Invalid(_) => exit::INVALID,
+            Error::MustChange => exit::MUST_CHANGE,
+            Error::Failure(_) | Error::Crypt(_) | Error::Config(_) => exit::FAILURE,
+            Error::Shadow(ShadowError::Busy { .. }) | Error::Store(StoreError::Busy) => exit::BUSY,
+            Error::Shadow(ShadowError::Missing { .. }) => exit::FILE_MISSING,
+            Error::Shadow(_) => exit::FAILURE,
+            Error::Store(StoreError::Sqlite(e)) if is_busy(e) => exit::BUSY,
+            Error::Store(StoreError::Io { .. } | StoreError::Sqlite(_)) => exit::FAILURE,
+            Error::Store(_) => exit::STORE,
+            Error::Pam(_) => exit::PAM,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}

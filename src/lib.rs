@@ -3,13 +3,16 @@
 //! `store` module). `change` writes both in one fixed order, `reconcile` repairs
 //! drift between them at service start, and `cli` is the front door.
 
+pub mod access;
 pub mod account;
 pub mod audit;
 pub mod change;
+pub mod clock;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod reconcile;
 pub mod secret;
 pub mod store;
+pub mod stores;
 pub mod system;

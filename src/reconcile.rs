@@ -1,1 +1,202 @@
-//! reconcile (STUB)
+//! The drift rules: what `sync` does at every service start so that no
+//! deliberate change, made on either side, is lost. For each managed user the
+//! record's Linux hash is compared with the one in `/etc/shadow`:
+//!
+//! - equal: in sync;
+//! - different, and shadow's last-change day is on or after the record's day —
+//!   or shadow carries no day at all (empty, or `0` after `passwd -e`): Linux was
+//!   changed outside credsync; the record **adopts** the shadow hash;
+//! - different, and shadow's day is before the record's: Linux was rolled back or
+//!   re-imaged; the record's hash is **restored** into shadow;
+//! - no shadow entry: reported, nothing changed;
+//! - an intent still pending: finished first (`Stores::lock`).
+#![forbid(unsafe_code)]
+
+use crate::account::UserName;
+use crate::audit::{self, Event};
+use crate::clock::Now;
+use crate::error::Error;
+use crate::store::{Record, Source};
+use crate::stores::Stores;
+use crate::system::shadow::{LastChange, ShadowEntry, ShadowFile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drift {
+    InSync,
+    LinuxNewer,
+    RecordNewer,
+    NoAccount,
+    /// A change was interrupted and is not finished yet (seen only by readers).
+    Pending,
+}
+
+impl Drift {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drift::InSync => "in-sync",
+            Drift::LinuxNewer => "linux-newer",
+            Drift::RecordNewer => "record-newer",
+            Drift::NoAccount => "no-account",
+            Drift::Pending => "pending",
+        }
+    }
+}
+
+pub fn classify(record: &Record, entry: Option<&ShadowEntry>) -> Drift {
+    let Some(entry) = entry else {
+        return Drift::NoAccount;
+    };
+    if entry.hash == record.linux_hash {
+        return Drift::InSync;
+    }
+    match entry.last_change {
+        LastChange::Day(day) if day < record.changed_day => Drift::RecordNewer,
+        _ => Drift::LinuxNewer,
+    }
+}
+
+/// What `sync` found (and, unless a dry run, did) for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub user: UserName,
+    pub drift: Drift,
+}
+
+/// Reconciles every managed user. Restorations are written to shadow in one
+/// replacement; adoptions to the record in one transaction.
+pub fn sync(stores: &mut Stores, now: Now, dry_run: bool) -> Result<Vec<Finding>, Error> {
+    let records = stores.store.records()?;
+    let findings: Vec<(Finding, &Record)> = records
+        .iter()
+        .map(|r| (Finding { user: r.user.clone(), drift: classify(r, stores.shadow.entry(&r.user).as_ref()) }, r))
+        .collect();
+    if dry_run {
+        return Ok(findings.into_iter().map(|(f, _)| f).collect());
+    }
+
+    let mut restored = stores.shadow.clone();
+    let mut restorations = Vec::new();
+    let mut adoptions = Vec::new();
+    for (finding, record) in &findings {
+        match finding.drift {
+            Drift::RecordNewer => {
+                let last_change =
+                    if record.must_change { LastChange::MustChange } else { LastChange::Day(record.changed_day) };
+                restored.set_password(&record.user, &record.linux_hash, last_change);
+                restorations.push(&record.user);
+            }
+            Drift::LinuxNewer => {
+                let entry = stores.shadow.entry(&record.user).expect("classified against an entry");
+                adoptions.push(adopted(record, &entry, now));
+            }
+            Drift::InSync | Drift::NoAccount | Drift::Pending => {}
+        }
+    }
+    if !restorations.is_empty() {
+        stores.lock.write(&restored)?;
+        stores.shadow = restored;
+        for user in restorations {
+            audit::log(Event::Restored { user });
+        }
+    }
+    if !adoptions.is_empty() {
+        stores.store.adopt(&adoptions, now)?;
+        for record in &adoptions {
+            audit::log(Event::Adopted { user: &record.user });
+        }
+    }
+    Ok(findings.into_iter().map(|(f, _)| f).collect())
+}
+
+/// The record after taking over a Linux change. The Argon2id hash can't be
+/// derived without the password, so it is left empty until `verify` sees it.
+fn adopted(record: &Record, entry: &ShadowEntry, now: Now) -> Record {
+    Record {
+        user: record.user.clone(),
+        app_hash: None,
+        linux_hash: entry.hash.clone(),
+        changed_day: match entry.last_change {
+            LastChange::Day(day) => day,
+            LastChange::Unset | LastChange::MustChange => now.day,
+        },
+        changed_at: now.unix_secs,
+        changed_by: "linux".to_owned(),
+        source: Source::Adopted,
+        session_epoch: record.session_epoch,
+        must_change: entry.last_change == LastChange::MustChange,
+    }
+}
+
+/// The state of each record as a reader sees it, without locking or writing.
+pub fn states(records: &[Record], shadow: &ShadowFile, pending: &[UserName]) -> Vec<Drift> {
+    records
+        .iter()
+        .map(|r| if pending.contains(&r.user) { Drift::Pending } else { classify(r, shadow.entry(&r.user).as_ref()) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::crypt::LinuxHash;
+
+    fn record(hash: &str, day: i64) -> Record {
+        Record {
+            user: UserName::parse("alice").unwrap(),
+            app_hash: Some("$argon2id$x".into()),
+            linux_hash: LinuxHash::from_field(hash).unwrap(),
+            changed_day: day,
+            changed_at: day * 86_400,
+            changed_by: "root".into(),
+            source: Source::Passwd,
+            session_epoch: 1,
+            must_change: false,
+        }
+    }
+
+    fn entry(hash: &str, last_change: LastChange) -> ShadowEntry {
+        ShadowEntry { name: "alice".into(), hash: LinuxHash::from_field(hash).unwrap(), last_change }
+    }
+
+    #[test]
+    fn equal_hashes_are_in_sync_whatever_the_days() {
+        let r = record("$y$a", 100);
+        assert_eq!(classify(&r, Some(&entry("$y$a", LastChange::Day(5)))), Drift::InSync);
+    }
+
+    #[test]
+    fn a_newer_or_same_day_linux_change_is_adopted() {
+        let r = record("$y$a", 100);
+        assert_eq!(classify(&r, Some(&entry("$y$b", LastChange::Day(100)))), Drift::LinuxNewer);
+        assert_eq!(classify(&r, Some(&entry("$y$b", LastChange::Day(101)))), Drift::LinuxNewer);
+    }
+
+    #[test]
+    fn an_older_shadow_is_a_rollback_to_restore() {
+        let r = record("$y$a", 100);
+        assert_eq!(classify(&r, Some(&entry("$y$old", LastChange::Day(99)))), Drift::RecordNewer);
+    }
+
+    #[test]
+    fn a_dateless_change_counts_as_deliberate() {
+        let r = record("$y$a", 100);
+        assert_eq!(classify(&r, Some(&entry("$y$b", LastChange::MustChange))), Drift::LinuxNewer);
+        assert_eq!(classify(&r, Some(&entry("$y$b", LastChange::Unset))), Drift::LinuxNewer);
+    }
+
+    #[test]
+    fn a_missing_account_is_reported() {
+        assert_eq!(classify(&record("$y$a", 100), None), Drift::NoAccount);
+    }
+
+    #[test]
+    fn adoption_keeps_the_shadow_day_and_forgets_the_app_hash() {
+        let r = record("$y$a", 100);
+        let a = adopted(&r, &entry("$y$b", LastChange::Day(120)), Now::at(130 * 86_400));
+        assert_eq!((a.linux_hash.as_str(), a.changed_day, a.app_hash), ("$y$b", 120, None));
+        assert_eq!(a.source, Source::Adopted);
+        let expired = adopted(&r, &entry("$y$b", LastChange::MustChange), Now::at(130 * 86_400));
+        assert!(expired.must_change);
+        assert_eq!(expired.changed_day, 130);
+    }
+}

@@ -1,1 +1,439 @@
-//! store (STUB)
+//! The application's credential record: one SQLite database
+//! (`/var/lib/credsync/credsync.db`, WAL, `synchronous=FULL`) holding, per
+//! managed user, the Argon2id hash the application logs in against, the Linux
+//! hash that can restore `/etc/shadow`, when and by whom it changed, the session
+//! epoch and the must-change flag; the previous hashes (history); and the
+//! intents of changes in flight. `docs/schema.md` documents the tables for
+//! applications written in any language.
+#![forbid(unsafe_code)]
+
+pub mod app_hash;
+mod location;
+
+use crate::account::UserName;
+use crate::clock::Now;
+use crate::system::crypt::LinuxHash;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use std::path::Path;
+use std::time::Duration;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS record (
+    user          TEXT PRIMARY KEY NOT NULL,
+    app_hash      TEXT,
+    linux_hash    TEXT NOT NULL,
+    changed_day   INTEGER NOT NULL,
+    changed_at    INTEGER NOT NULL,
+    changed_by    TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    session_epoch INTEGER NOT NULL,
+    must_change   INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS history (
+    user       TEXT NOT NULL,
+    app_hash   TEXT,
+    linux_hash TEXT NOT NULL,
+    retired_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS history_by_user ON history (user, retired_at);
+CREATE TABLE IF NOT EXISTS intent (
+    user        TEXT PRIMARY KEY NOT NULL,
+    old_linux   TEXT NOT NULL,
+    new_linux   TEXT NOT NULL,
+    app_hash    TEXT NOT NULL,
+    changed_day INTEGER NOT NULL,
+    changed_at  INTEGER NOT NULL,
+    changed_by  TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    must_change INTEGER NOT NULL
+) STRICT;
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("refusing to use the credential store: {path} {problem}; fix its ownership and mode (root, 0700 for the directory, 0600 for the file)")]
+    Unsafe { path: String, problem: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: String, source: std::io::Error },
+    #[error("the credential store {path} is unreadable or corrupt ({detail}); restore it from a backup — credsync will not overwrite it")]
+    Corrupt { path: String, detail: String },
+    #[error("the credential store {path} was written by a newer credsync (schema {found}, this one knows {SCHEMA_VERSION})")]
+    TooNew { path: String, found: i64 },
+    #[error("the credential store is busy; try again")]
+    Busy,
+    #[error("the credential store failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// How a record came to hold its current password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `credsync passwd` / `set password`.
+    Passwd,
+    /// `credsync recover`.
+    Recover,
+    /// `credsync import`.
+    Import,
+    /// A change made in Linux outside credsync, taken over by `sync`.
+    Adopted,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Passwd => "passwd",
+            Source::Recover => "recover",
+            Source::Import => "import",
+            Source::Adopted => "adopted",
+        }
+    }
+
+    fn parse(s: &str) -> Source {
+        match s {
+            "recover" => Source::Recover,
+            "import" => Source::Import,
+            "adopted" => Source::Adopted,
+            _ => Source::Passwd,
+        }
+    }
+}
+
+/// Who changed a password, when, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub at: Now,
+    pub by: String,
+    pub source: Source,
+}
+
+/// The application's record of one managed user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub user: UserName,
+    /// Argon2id PHC string; `None` after adopting a Linux change, until the
+    /// first successful `verify` re-derives it from the password.
+    pub app_hash: Option<String>,
+    pub linux_hash: LinuxHash,
+    /// UTC day of the change, comparable with shadow's field 3.
+    pub changed_day: i64,
+    pub changed_at: i64,
+    pub changed_by: String,
+    pub source: Source,
+    pub session_epoch: i64,
+    pub must_change: bool,
+}
+
+/// A change in flight: recorded durably before `/etc/shadow` is replaced and
+/// removed, with the record updated, in one transaction after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub user: UserName,
+    pub old_linux: LinuxHash,
+    pub new_linux: LinuxHash,
+    pub app_hash: String,
+    pub provenance: Provenance,
+    pub must_change: bool,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: String,
+}
+
+impl Store {
+    /// Opens (creating on first use) the store under `dir`, whose directory and
+    /// file must belong to `owner`.
+    pub fn open(dir: &Path, owner: u32) -> Result<Store, StoreError> {
+        let db = location::prepare(dir, owner)?;
+        let path = db.display().to_string();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&db, flags)?;
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: path.clone(), detail: e.to_string() };
+        conn.busy_timeout(Duration::from_secs(15))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(corrupt)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path, found: version });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        if version < SCHEMA_VERSION {
+            conn.execute_batch(SCHEMA).map_err(corrupt)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(Store { conn, path })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn records(&self) -> Result<Vec<Record>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT * FROM record ORDER BY user")?;
+        let rows = stmt.query_map([], record_from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+    }
+
+    pub fn record(&self, user: &UserName) -> Result<Option<Record>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT * FROM record WHERE user = ?1")?;
+        Ok(stmt.query_row([user.as_str()], record_from_row).optional()?.flatten())
+    }
+
+    pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT * FROM intent ORDER BY user")?;
+        let rows = stmt.query_map([], intent_from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+    }
+
+    /// Previous Argon2id hashes of `user`, newest first (for the history policy).
+    pub fn history(&self, user: &UserName) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT app_hash FROM history WHERE user = ?1 AND app_hash IS NOT NULL
+             ORDER BY retired_at DESC, rowid DESC",
+        )?;
+        let rows = stmt.query_map([user.as_str()], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Step 1 of a change: the intents, durable before shadow is touched.
+    pub fn record_intents(&mut self, intents: &[Intent]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO intent VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for i in intents {
+                insert.execute(params![
+                    i.user.as_str(),
+                    i.old_linux.as_str(),
+                    i.new_linux.as_str(),
+                    i.app_hash,
+                    i.provenance.at.day,
+                    i.provenance.at.unix_secs,
+                    i.provenance.by,
+                    i.provenance.source.as_str(),
+                    i.must_change,
+                ])?;
+            }
+        }
+        Ok(tx.commit()?)
+    }
+
+    /// Step 3 of a change (shadow now holds the new hashes): each intent becomes
+    /// the user's record, the old hashes go to history, the session epoch is
+    /// bumped and the intent is cleared — all in one transaction.
+    pub fn complete_intents(&mut self, intents: &[Intent]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for i in intents {
+            let record = Record {
+                user: i.user.clone(),
+                app_hash: Some(i.app_hash.clone()),
+                linux_hash: i.new_linux.clone(),
+                changed_day: i.provenance.at.day,
+                changed_at: i.provenance.at.unix_secs,
+                changed_by: i.provenance.by.clone(),
+                source: i.provenance.source,
+                session_epoch: 0,
+                must_change: i.must_change,
+            };
+            replace_record(&tx, &record, i.provenance.at)?;
+            tx.execute("DELETE FROM intent WHERE user = ?1", [i.user.as_str()])?;
+        }
+        Ok(tx.commit()?)
+    }
+
+    /// A change that never reached shadow: forget it.
+    pub fn abandon_intents(&mut self, intents: &[Intent]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for i in intents {
+            tx.execute("DELETE FROM intent WHERE user = ?1", [i.user.as_str()])?;
+        }
+        Ok(tx.commit()?)
+    }
+
+    /// Takes over a password set in Linux outside credsync. The Argon2id hash is
+    /// unknown until the user next proves the password to `verify`.
+    pub fn adopt(&mut self, adoptions: &[Record], at: Now) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for record in adoptions {
+            replace_record(&tx, record, at)?;
+        }
+        Ok(tx.commit()?)
+    }
+
+    /// Fills in the Argon2id hash of an adopted record, if the record still holds
+    /// the Linux hash the password was checked against.
+    pub fn rederive(&mut self, user: &UserName, checked: &LinuxHash, app_hash: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE record SET app_hash = ?1 WHERE user = ?2 AND linux_hash = ?3 AND app_hash IS NULL",
+            params![app_hash, user.as_str(), checked.as_str()],
+        )?;
+        Ok(())
+    }
+}
+
+/// Replaces (or creates) a record: the previous hashes move to history and the
+/// session epoch goes up by one, which signs the user out of the application.
+fn replace_record(tx: &Transaction<'_>, record: &Record, at: Now) -> Result<(), StoreError> {
+    let previous: Option<(Option<String>, String, i64)> = tx
+        .query_row(
+            "SELECT app_hash, linux_hash, session_epoch FROM record WHERE user = ?1",
+            [record.user.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let epoch = match previous {
+        Some((app_hash, linux_hash, epoch)) => {
+            tx.prepare_cached("INSERT INTO history VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![record.user.as_str(), app_hash, linux_hash, at.unix_secs])?;
+            epoch + 1
+        }
+        None => 1,
+    };
+    tx.prepare_cached("INSERT OR REPLACE INTO record VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?
+        .execute(params![
+            record.user.as_str(),
+            record.app_hash,
+            record.linux_hash.as_str(),
+            record.changed_day,
+            record.changed_at,
+            record.changed_by,
+            record.source.as_str(),
+            epoch,
+            record.must_change,
+        ])?;
+    Ok(())
+}
+
+/// Rows whose user or hash no longer validates (edited by hand) are skipped:
+/// credsync never writes such a value into a file.
+fn record_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Record>> {
+    let user: String = r.get("user")?;
+    let linux: String = r.get("linux_hash")?;
+    let (Ok(user), Some(linux_hash)) = (UserName::parse(&user), LinuxHash::from_field(&linux)) else {
+        return Ok(None);
+    };
+    Ok(Some(Record {
+        user,
+        app_hash: r.get("app_hash")?,
+        linux_hash,
+        changed_day: r.get("changed_day")?,
+        changed_at: r.get("changed_at")?,
+        changed_by: r.get("changed_by")?,
+        source: Source::parse(&r.get::<_, String>("source")?),
+        session_epoch: r.get("session_epoch")?,
+        must_change: r.get("must_change")?,
+    }))
+}
+
+fn intent_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Intent>> {
+    let user: String = r.get("user")?;
+    let old: String = r.get("old_linux")?;
+    let new: String = r.get("new_linux")?;
+    let (Ok(user), Some(old_linux), Some(new_linux)) =
+        (UserName::parse(&user), LinuxHash::from_field(&old), LinuxHash::from_field(&new))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Intent {
+        user,
+        old_linux,
+        new_linux,
+        app_hash: r.get("app_hash")?,
+        provenance: Provenance {
+            at: Now { day: r.get("changed_day")?, unix_secs: r.get("changed_at")? },
+            by: r.get("changed_by")?,
+            source: Source::parse(&r.get::<_, String>("source")?),
+        },
+        must_change: r.get("must_change")?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(tmp: &tempfile::TempDir) -> Store {
+        Store::open(&tmp.path().join("store"), nix::unistd::geteuid().as_raw()).unwrap()
+    }
+
+    fn intent(user: &str, old: &str, new: &str, day: i64) -> Intent {
+        Intent {
+            user: UserName::parse(user).unwrap(),
+            old_linux: LinuxHash::from_field(old).unwrap(),
+            new_linux: LinuxHash::from_field(new).unwrap(),
+            app_hash: format!("$argon2id$for-{new}"),
+            provenance: Provenance { at: Now::at(day * 86_400), by: "root".into(), source: Source::Passwd },
+            must_change: false,
+        }
+    }
+
+    #[test]
+    fn an_intent_survives_until_completed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let i = intent("alice", "$6$old", "$6$new", 20_000);
+        open(&tmp).record_intents(std::slice::from_ref(&i)).unwrap();
+        // A new connection (as after a crash) still sees it.
+        let mut store = open(&tmp);
+        assert_eq!(store.intents().unwrap(), vec![i.clone()]);
+        store.complete_intents(&[i]).unwrap();
+        assert!(store.intents().unwrap().is_empty());
+        let record = store.record(&UserName::parse("alice").unwrap()).unwrap().unwrap();
+        assert_eq!(record.linux_hash.as_str(), "$6$new");
+        assert_eq!(record.changed_day, 20_000);
+        assert_eq!(record.session_epoch, 1);
+    }
+
+    #[test]
+    fn each_change_bumps_the_epoch_and_keeps_history() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        for (n, new) in ["$6$a", "$6$b", "$6$c"].iter().enumerate() {
+            store.complete_intents(&[intent("bob", "$6$x", new, 20_000 + n as i64)]).unwrap();
+        }
+        let bob = UserName::parse("bob").unwrap();
+        assert_eq!(store.record(&bob).unwrap().unwrap().session_epoch, 3);
+        assert_eq!(store.history(&bob).unwrap(), vec!["$argon2id$for-$6$b", "$argon2id$for-$6$a"]);
+    }
+
+    #[test]
+    fn rederive_only_fills_an_adopted_record_still_on_that_hash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let carol = UserName::parse("carol").unwrap();
+        let adopted = Record {
+            user: carol.clone(),
+            app_hash: None,
+            linux_hash: LinuxHash::from_field("$y$adopted").unwrap(),
+            changed_day: 20_001,
+            changed_at: 0,
+            changed_by: "linux".into(),
+            source: Source::Adopted,
+            session_epoch: 0,
+            must_change: false,
+        };
+        store.adopt(std::slice::from_ref(&adopted), Now::at(0)).unwrap();
+        store.rederive(&carol, &LinuxHash::from_field("$y$other").unwrap(), "$argon2id$x").unwrap();
+        assert_eq!(store.record(&carol).unwrap().unwrap().app_hash, None);
+        store.rederive(&carol, &adopted.linux_hash, "$argon2id$x").unwrap();
+        assert_eq!(store.record(&carol).unwrap().unwrap().app_hash.as_deref(), Some("$argon2id$x"));
+    }
+
+    #[test]
+    fn a_corrupt_database_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        drop(open(&tmp));
+        let db = dir.join(location::DB_FILE);
+        let _ = std::fs::remove_file(dir.join("credsync.db-wal"));
+        let _ = std::fs::remove_file(dir.join("credsync.db-shm"));
+        let garbage = vec![0x5au8; 8192];
+        std::fs::write(&db, &garbage).unwrap();
+        let err = Store::open(&dir, nix::unistd::geteuid().as_raw()).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert_eq!(std::fs::read(&db).unwrap(), garbage);
+    }
+}

@@ -12,6 +12,7 @@ pub mod pam;
 pub mod passwd;
 pub mod privilege;
 pub mod shadow;
+pub mod signals;
 pub mod syslog;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,11 @@ impl Paths {
 
     fn join(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
+    }
+
+    /// An absolute path from a configuration file, taken under the root.
+    pub fn under_root(&self, absolute: &str) -> PathBuf {
+        self.join(absolute.trim_start_matches('/'))
     }
 
     pub fn etc(&self) -> PathBuf {

@@ -1,27 +1,101 @@
-//! `/etc/passwd` and `/etc/group`, read by credsync itself (STUB).
+//! `/etc/passwd` and `/etc/group`, read by credsync itself rather than through
+//! NSS, so that an alternate root (`--root`) is seen exactly as the files say.
+//!
+//! Only well-formed local entries are returned: a line counts when it is UTF-8,
+//! has exactly the expected number of colon-separated fields (7 for passwd, 4 for
+//! group), a non-empty name that is not a NIS `+`/`-` line, and numeric ids.
+//! Comments, blank lines, CRLF lines and anything else malformed are skipped,
+//! the way glibc's files backend and shadow-utils skip them. These files are only
+//! read here; `/etc/shadow` is the one file credsync writes (see `shadow`).
+
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 
+/// One user of `/etc/passwd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswdEntry {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
+    /// Field 6, the home directory, as written (may be empty).
+    pub home: String,
+    /// Field 7, the login shell, as written (empty means `/bin/sh`).
+    pub shell: String,
 }
 
+/// One group of `/etc/group`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupEntry {
     pub name: String,
     pub gid: u32,
+    /// Field 4 split on `,`; empty items (e.g. a trailing comma) are dropped.
     pub members: Vec<String>,
 }
 
-pub fn parse_passwd(_bytes: &[u8]) -> Vec<PasswdEntry> {
-    Vec::new()
+/// The lines of a passwd-style file, each with its terminating `\n` if it has
+/// one (the last line may not). Concatenating them gives back the input exactly.
+pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes.split_inclusive(|&b| b == b'\n')
 }
 
-pub fn parse_group(_bytes: &[u8]) -> Vec<GroupEntry> {
-    Vec::new()
+/// The fields of one passwd-style line (`line` may end in `\n`), or `None` if
+/// the line is not a local entry with exactly `count` fields: not UTF-8, a `\r`
+/// anywhere (CRLF files), an empty name, or a NIS `+`/`-` name.
+pub(crate) fn entry_fields(line: &[u8], count: usize) -> Option<Vec<&str>> {
+    let content = line.strip_suffix(b"\n").unwrap_or(line);
+    let text = std::str::from_utf8(content).ok()?;
+    if text.contains('\r') {
+        return None;
+    }
+    let fields: Vec<&str> = text.split(':').collect();
+    let name = fields[0];
+    if fields.len() != count || name.is_empty() || name.starts_with(['+', '-']) {
+        return None;
+    }
+    Some(fields)
+}
+
+/// A numeric id as passwd and group write it: decimal digits only.
+fn parse_id(field: &str) -> Option<u32> {
+    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    field.parse().ok()
+}
+
+/// Every well-formed entry of a passwd file, in file order.
+pub fn parse_passwd(bytes: &[u8]) -> Vec<PasswdEntry> {
+    lines(bytes)
+        .filter_map(|line| {
+            let f = entry_fields(line, 7)?;
+            Some(PasswdEntry {
+                name: f[0].to_owned(),
+                uid: parse_id(f[2])?,
+                gid: parse_id(f[3])?,
+                home: f[5].to_owned(),
+                shell: f[6].to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Every well-formed entry of a group file, in file order.
+pub fn parse_group(bytes: &[u8]) -> Vec<GroupEntry> {
+    lines(bytes)
+        .filter_map(|line| {
+            let f = entry_fields(line, 4)?;
+            Some(GroupEntry {
+                name: f[0].to_owned(),
+                gid: parse_id(f[2])?,
+                members: f[3]
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 pub fn read_passwd(path: &Path) -> std::io::Result<Vec<PasswdEntry>> {
@@ -30,4 +104,74 @@ pub fn read_passwd(path: &Path) -> std::io::Result<Vec<PasswdEntry>> {
 
 pub fn read_group(path: &Path) -> std::io::Result<Vec<GroupEntry>> {
     Ok(parse_group(&std::fs::read(path)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/bash\n\
+        # a comment\n\
+        \n\
+        alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n\
+        +nisuser::::::\n\
+        -blocked:x:1:1:::\n\
+        short:x:1001:1001:/home/short:/bin/sh\n\
+        long:x:1002:1002::/home/long:/bin/sh:extra\n\
+        crlf:x:1003:1003::/home/crlf:/bin/sh\r\n\
+        badid:x:-1:1004::/home/badid:/bin/sh\n\
+        latin\xe9:x:1005:1005::/home/l:/bin/sh\n\
+        bob:x:1006:100::/home/bob:";
+
+    #[test]
+    fn passwd_keeps_only_well_formed_local_entries() {
+        let entries = parse_passwd(PASSWD);
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["root", "alice", "bob"]);
+        assert_eq!(
+            entries[1],
+            PasswdEntry {
+                name: "alice".into(),
+                uid: 1000,
+                gid: 1000,
+                home: "/home/alice".into(),
+                shell: "/bin/bash".into(),
+            }
+        );
+        // The last line has no newline and an empty shell.
+        assert_eq!(entries[2].uid, 1006);
+        assert_eq!(entries[2].shell, "");
+    }
+
+    #[test]
+    fn group_members_are_split_and_malformed_lines_skipped() {
+        let groups =
+            parse_group(b"root:x:0:\nadm:x:4:syslog,alice,\n+:::\nbad:x:5\nwheel:x:10:bob");
+        assert_eq!(
+            groups,
+            [
+                GroupEntry {
+                    name: "root".into(),
+                    gid: 0,
+                    members: vec![],
+                },
+                GroupEntry {
+                    name: "adm".into(),
+                    gid: 4,
+                    members: vec!["syslog".into(), "alice".into()],
+                },
+                GroupEntry {
+                    name: "wheel".into(),
+                    gid: 10,
+                    members: vec!["bob".into()],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_round_trip_exactly() {
+        let joined: Vec<u8> = lines(PASSWD).flatten().copied().collect();
+        assert_eq!(joined, PASSWD);
+    }
 }

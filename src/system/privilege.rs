@@ -1,1 +1,95 @@
-//! Process hygiene for setuid runs (STUB).
+//! Who is calling, and process hygiene before anything else runs.
+//!
+//! Like shadow-utils and sudo, credsync may run setuid root; then everything the
+//! caller controls is hostile: the environment is cleared to a safe set, the
+//! umask is 077, core dumps are off (they could hold passwords), and the three
+//! standard descriptors are made to exist so no file we open can become them.
+//! This module holds the one `unsafe` that edition 2024 asks for around the
+//! environment; everything else uses safe wrappers.
+
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Gid, Uid, getegid, geteuid, getgid, getuid};
+
+/// The identity the process was started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invoker {
+    pub real_uid: u32,
+    pub real_gid: u32,
+    pub effective_uid: u32,
+    /// Real and effective ids differ: a setuid or setgid run.
+    pub elevated: bool,
+}
+
+impl Invoker {
+    pub fn is_root(&self) -> bool {
+        self.real_uid == 0
+    }
+}
+
+const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Must be the first thing `main` does, while the process has one thread.
+pub fn harden() -> Invoker {
+    let invoker = Invoker {
+        real_uid: getuid().as_raw(),
+        real_gid: getgid().as_raw(),
+        effective_uid: geteuid().as_raw(),
+        elevated: getuid() != geteuid() || getgid() != getegid(),
+    };
+    ensure_standard_fds();
+    umask(Mode::from_bits_truncate(0o077));
+    // Failure to lower limits only matters in a setuid run, where it's checked.
+    let no_core = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    if invoker.elevated {
+        if no_core.is_err() || nix::sys::prctl::set_dumpable(false).is_err() {
+            eprintln!("credsync: cannot disable core dumps; refusing to run");
+            std::process::exit(3);
+        }
+        reset_environment();
+    }
+    invoker
+}
+
+/// Opens /dev/null until descriptors 0, 1 and 2 all exist, so a caller who
+/// closed them can't make our shadow file become "standard output".
+fn ensure_standard_fds() {
+    use nix::fcntl::{OFlag, open};
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    loop {
+        match open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
+            Ok(fd) if fd.as_raw_fd() <= 2 => {
+                // It now is stdin/out/err and must stay open for the process's life.
+                let _ = fd.into_raw_fd();
+            }
+            Ok(_) => return,
+            Err(_) => std::process::exit(3),
+        }
+    }
+}
+
+/// Keeps only a validated TERM (for the prompt) and sets a fixed PATH and C locale.
+fn reset_environment() {
+    let term = std::env::var("TERM")
+        .ok()
+        .filter(|t| t.len() < 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b)));
+    let names: Vec<_> = std::env::vars_os().map(|(name, _)| name).collect();
+    for name in names {
+        // SAFETY: `harden` runs first in `main`, before any thread is spawned, so
+        // nothing can read the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+    // SAFETY: as above, single-threaded.
+    unsafe {
+        std::env::set_var("PATH", SAFE_PATH);
+        std::env::set_var("LC_ALL", "C");
+        if let Some(term) = term {
+            std::env::set_var("TERM", term);
+        }
+    }
+}
+
+/// Whether `uid`/`gid` are the effective ids (for owner checks on files).
+pub fn effective_ids() -> (Uid, Gid) {
+    (geteuid(), getegid())
+}

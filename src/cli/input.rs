@@ -1,0 +1,122 @@
+//! Where passwords come from: the terminal without echo (`rpassword`, reading
+//! `/dev/tty`), or standard input with `--stdin`, one per line, for automation.
+//! Every byte read is held in a zeroizing buffer from the moment it is read.
+#![forbid(unsafe_code)]
+
+use crate::error::Error;
+use crate::secret::{MAX_PASSWORD_LEN, Password};
+use crate::system::signals::Interruptible;
+use std::io::{BufRead, Read};
+use zeroize::Zeroizing;
+
+pub struct Input<R> {
+    /// `Some` with `--stdin`: read lines here instead of prompting.
+    lines: Option<R>,
+}
+
+impl Input<std::io::StdinLock<'static>> {
+    pub fn new(use_stdin: bool) -> Self {
+        Input { lines: use_stdin.then(|| std::io::stdin().lock()) }
+    }
+}
+
+impl<R: BufRead> Input<R> {
+    #[cfg(test)]
+    pub fn from_reader(reader: R) -> Self {
+        Input { lines: Some(reader) }
+    }
+
+    pub fn is_interactive(&self) -> bool {
+        self.lines.is_none()
+    }
+
+    /// One password: the next line of standard input, or the answer to `prompt`.
+    pub fn password(&mut self, prompt: &str) -> Result<Password, Error> {
+        let mut bytes = match &mut self.lines {
+            Some(reader) => read_line(reader)?,
+            None => ask(prompt)?,
+        };
+        Password::new(std::mem::take(&mut *bytes)).map_err(|e| Error::Invalid(format!("{e}; nothing was changed")))
+    }
+
+    /// A new password, confirmed when asked interactively (not with `--stdin`).
+    pub fn new_password(&mut self) -> Result<Password, Error> {
+        let first = self.password("Enter a new password: ")?;
+        if self.is_interactive() {
+            let again = self.password("Confirm: ")?;
+            if !first.same_as(&again) {
+                return Err(Error::Invalid("the passwords do not match; nothing was changed".into()));
+            }
+        }
+        Ok(first)
+    }
+}
+
+/// Reads one line of at most `MAX_PASSWORD_LEN` bytes, without its line ending.
+pub fn read_line(reader: &mut impl BufRead) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut line = Zeroizing::new(Vec::with_capacity(128));
+    let limit = (MAX_PASSWORD_LEN + 2) as u64;
+    reader
+        .take(limit)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| Error::Failure(format!("cannot read standard input: {e}")))?;
+    if line.is_empty() {
+        return Err(Error::Invalid("standard input ended before the password; nothing was changed".into()));
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    } else if line.len() as u64 >= limit {
+        return Err(Error::Invalid(format!(
+            "the password is longer than {MAX_PASSWORD_LEN} bytes; nothing was changed"
+        )));
+    }
+    Ok(line)
+}
+
+fn ask(prompt: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let _signals = Interruptible::new();
+    match rpassword::prompt_password(prompt) {
+        Ok(answer) => Ok(Zeroizing::new(answer.into_bytes())),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+            Err(Error::Failure("interrupted; nothing was changed".into()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(Error::Invalid("the password typed is not valid text; use --stdin for raw bytes".into()))
+        }
+        Err(_) => Err(Error::Usage("no terminal to ask for the password on; use --stdin".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(text: &[u8]) -> Input<&[u8]> {
+        Input::from_reader(text)
+    }
+
+    #[test]
+    fn reads_one_password_per_line_without_confirmation() {
+        let mut i = input(b"old pass\r\nnew:pass\n");
+        assert_eq!(i.password("").unwrap().as_bytes(), b"old pass");
+        assert_eq!(i.new_password().unwrap().as_bytes(), b"new:pass");
+        assert!(i.password("").is_err());
+    }
+
+    #[test]
+    fn refuses_empty_and_overlong_lines() {
+        assert!(input(b"\n").password("").is_err());
+        let long = vec![b'x'; 1 << 20];
+        let err = input(&long).password("").unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+    }
+
+    #[test]
+    fn keeps_non_utf8_bytes() {
+        let mut i = input(b"\xff\xfepass\n");
+        assert_eq!(i.password("").unwrap().as_bytes(), b"\xff\xfepass");
+    }
+}

@@ -1,0 +1,87 @@
+//! The front door: parse the command line, establish who is calling and under
+//! which root, run one command, and turn its outcome into one line on stderr
+//! and a documented exit code (`crate::error::exit`).
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod input;
+mod report;
+
+use crate::access::Caller;
+use crate::clock::Now;
+use crate::config::Config;
+use crate::error::{Error, exit};
+use crate::system::Paths;
+use crate::system::privilege::{self, Invoker};
+use args::{Cli, Command, SetWhat};
+use clap::Parser;
+use std::process::ExitCode;
+
+pub use args::Cli as CommandLine;
+
+pub fn main() -> ExitCode {
+    let invoker = privilege::harden();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match run(invoker, cli) {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(e) => {
+            eprintln!("credsync: {}", one_line(&e.to_string()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Help and version go to stdout with success; a usage error is one line.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = e.print();
+        let code = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { exit::USAGE } else { exit::SUCCESS };
+        return ExitCode::from(code);
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid usage").trim_start_matches("error: ");
+    eprintln!("credsync: {first}; see 'credsync --help'");
+    ExitCode::from(exit::USAGE)
+}
+
+fn one_line(message: &str) -> String {
+    message.replace(['\n', '\r'], " ")
+}
+
+/// Everything a command needs to know about the run it is part of.
+pub struct Context {
+    pub paths: Paths,
+    pub config: Config,
+    pub caller: Caller,
+    pub json: bool,
+    /// Owner required of the store: the effective user (root, or the `--root` caller).
+    pub store_owner: u32,
+    pub now: Now,
+}
+
+fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
+    let paths = match &cli.root {
+        None => Paths::system(),
+        Some(_) if invoker.elevated => {
+            return Err(Error::Denied("--root is not allowed when credsync runs setuid".into()));
+        }
+        Some(dir) => Paths::under(dir),
+    };
+    let config = Config::load(&paths.config())?;
+    let caller = Caller::identify(&paths, invoker.real_uid)?;
+    let ctx = Context { paths, config, caller, json: cli.json, store_owner: invoker.effective_uid, now: Now::read() };
+    match cli.command {
+        Command::Passwd(a) => commands::passwd(&ctx, a.user.as_deref(), a.stdin, a.expire),
+        Command::Set { what: SetWhat::Password { stdin } } => commands::passwd(&ctx, None, stdin, false),
+        Command::Recover(a) => commands::recover(&ctx, &a.user, a.stdin, a.expire),
+        Command::Sync { dry_run } => commands::sync(&ctx, dry_run),
+        Command::Status { user } => commands::status(&ctx, user.as_deref()),
+        Command::Verify { user, stdin } => commands::verify(&ctx, &user, stdin),
+        Command::Import { expire } => commands::import(&ctx, expire),
+    }
+}

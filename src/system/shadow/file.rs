@@ -1,0 +1,273 @@
+//! `/etc/shadow` as bytes: parsed without losing a single one, and serialised
+//! back so that every line credsync did not change is byte-identical.
+
+use super::LastChange;
+use crate::account::UserName;
+use crate::system::crypt::LinuxHash;
+use crate::system::passwd::{entry_fields, lines};
+
+/// One user's line of `/etc/shadow`, as far as credsync cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowEntry {
+    pub name: String,
+    pub hash: LinuxHash,
+    pub last_change: LastChange,
+}
+
+/// The whole file, line by line, each line's raw bytes kept with its `\n`.
+///
+/// A line is an entry only if it is UTF-8 without `\r`, has exactly 9
+/// colon-separated fields, a non-empty name that is not a NIS `+`/`-` line, a
+/// password field `LinuxHash` accepts, and a last-change field that is empty or
+/// a decimal number. Everything else (comments, blank lines, NIS lines,
+/// malformed lines) is kept as it is and ignored: credsync never rewrites a line
+/// that glibc and shadow-utils would not read as a user either.
+#[derive(Debug, Clone, Default)]
+pub struct ShadowFile {
+    lines: Vec<Vec<u8>>,
+    /// The bytes this was parsed from, so a write can refuse to overwrite a
+    /// file that changed since (a lost update).
+    original: Vec<u8>,
+}
+
+impl ShadowFile {
+    pub fn parse(raw: Vec<u8>) -> Self {
+        ShadowFile {
+            lines: lines(&raw).map(<[u8]>::to_vec).collect(),
+            original: raw,
+        }
+    }
+
+    /// The first entry named `user`: the one glibc's `getspnam` returns.
+    pub fn entry(&self, user: &UserName) -> Option<ShadowEntry> {
+        self.find(user).map(|(_, entry)| entry)
+    }
+
+    /// Every entry, in file order.
+    pub fn entries(&self) -> Vec<ShadowEntry> {
+        self.lines.iter().filter_map(|l| parse_entry(l)).collect()
+    }
+
+    /// Sets fields 2 and 3 of `user`'s first entry; the other seven fields and
+    /// the line ending keep their bytes. Returns false, changing nothing, if
+    /// the user has no entry.
+    pub fn set_password(&mut self, user: &UserName, hash: &LinuxHash, last: LastChange) -> bool {
+        let Some((index, _)) = self.find(user) else {
+            return false;
+        };
+        let line = &self.lines[index];
+        let (content, ending) = match line.strip_suffix(b"\n") {
+            Some(content) => (content, &b"\n"[..]),
+            None => (&line[..], &b""[..]),
+        };
+        let fields: Vec<&[u8]> = content.split(|&b| b == b':').collect();
+        let last_change = last_change_field(last);
+        let mut new = Vec::with_capacity(line.len() + hash.as_str().len());
+        new.extend_from_slice(fields[0]);
+        new.push(b':');
+        new.extend_from_slice(hash.as_str().as_bytes());
+        new.push(b':');
+        new.extend_from_slice(last_change.as_bytes());
+        for field in &fields[3..] {
+            new.push(b':');
+            new.extend_from_slice(field);
+        }
+        new.extend_from_slice(ending);
+        self.lines[index] = new;
+        true
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.lines.concat()
+    }
+
+    /// The bytes this file was parsed from.
+    pub(super) fn original(&self) -> &[u8] {
+        &self.original
+    }
+
+    fn find(&self, user: &UserName) -> Option<(usize, ShadowEntry)> {
+        self.lines.iter().enumerate().find_map(|(i, line)| {
+            parse_entry(line)
+                .filter(|e| e.name == user.as_str())
+                .map(|e| (i, e))
+        })
+    }
+}
+
+fn parse_entry(line: &[u8]) -> Option<ShadowEntry> {
+    let fields = entry_fields(line, 9)?;
+    Some(ShadowEntry {
+        name: fields[0].to_owned(),
+        hash: LinuxHash::from_field(fields[1])?,
+        last_change: parse_last_change(fields[2])?,
+    })
+}
+
+/// Field 3 as glibc and shadow-utils read it: empty is unset, a negative
+/// number (`-1`, which some tools write) is unset too, `0` forces a change, and
+/// anything that is not a decimal number makes the line invalid (`None`).
+fn parse_last_change(field: &str) -> Option<LastChange> {
+    if field.is_empty() {
+        return Some(LastChange::Unset);
+    }
+    let digits = field.strip_prefix('-').unwrap_or(field);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(match field.parse::<i64>().ok()? {
+        0 => LastChange::MustChange,
+        n if n < 0 => LastChange::Unset,
+        n => LastChange::Day(n),
+    })
+}
+
+/// Field 3 as shadow-utils and pam_unix write it. A computed day of 0 (or a
+/// nonsensical negative one) is written empty, because `0` would force a change.
+fn last_change_field(last: LastChange) -> String {
+    match last {
+        LastChange::Unset => String::new(),
+        LastChange::MustChange => "0".to_owned(),
+        LastChange::Day(n) if n <= 0 => String::new(),
+        LastChange::Day(n) => n.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything a real `/etc/shadow` has been seen to contain.
+    const NASTY: &[u8] = b"root:$y$j9T$salt$hash:19000:0:99999:7:::\n\
+        # comment: with colons:a:b:c:d:e:f:g\n\
+        \n\
+        alice:$6$salt$hash:19500:1:60:7:::\n\
+        +nisuser::::::::\n\
+        -nisblocked::::::::\n\
+        +\n\
+        eight:!:19000:0:99999:7::\n\
+        ten:!:19000:0:99999:7::::\n\
+        crlf:*:19000:0:99999:7:::\r\n\
+        latin\xe9:*:19000:0:99999:7:::\n\
+        badday:*:yesterday:0:99999:7:::\n\
+        \x00\xff binary junk\n\
+        bob:!$y$j9T$x$y::0:99999:7:::\n\
+        alice:*:1:0:99999:7:::\n\
+        carol:*:0::::::";
+
+    fn user(name: &str) -> UserName {
+        UserName::parse(name).unwrap()
+    }
+
+    fn hash(field: &str) -> LinuxHash {
+        LinuxHash::from_field(field).unwrap()
+    }
+
+    #[test]
+    fn unmodified_file_serialises_byte_identical() {
+        assert_eq!(ShadowFile::parse(NASTY.to_vec()).to_bytes(), NASTY);
+        for edge in [&b""[..], b"\n", b"x", b"root:*:1:0:99999:7:::"] {
+            assert_eq!(ShadowFile::parse(edge.to_vec()).to_bytes(), edge);
+        }
+    }
+
+    #[test]
+    fn only_well_formed_local_lines_are_entries() {
+        let file = ShadowFile::parse(NASTY.to_vec());
+        let entries: Vec<(String, LastChange)> = file
+            .entries()
+            .into_iter()
+            .map(|e| (e.name, e.last_change))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("root".to_owned(), LastChange::Day(19000)),
+                ("alice".to_owned(), LastChange::Day(19500)),
+                ("bob".to_owned(), LastChange::Unset),
+                ("alice".to_owned(), LastChange::Day(1)),
+                ("carol".to_owned(), LastChange::MustChange),
+            ]
+        );
+        assert!(file.entry(&user("bob")).unwrap().hash.is_locked());
+        for ignored in ["eight", "ten", "crlf", "badday", "nisuser"] {
+            assert_eq!(file.entry(&user(ignored)), None, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn entry_is_the_first_of_duplicate_names() {
+        let file = ShadowFile::parse(NASTY.to_vec());
+        assert_eq!(
+            file.entry(&user("alice")).unwrap().last_change,
+            LastChange::Day(19500)
+        );
+    }
+
+    #[test]
+    fn set_password_rewrites_only_fields_two_and_three_of_one_line() {
+        let mut file = ShadowFile::parse(NASTY.to_vec());
+        let new = hash("$y$j9T$new$newhash");
+        assert!(file.set_password(&user("alice"), &new, LastChange::Day(20000)));
+        let mut want = NASTY.to_vec();
+        let at = NASTY
+            .windows(b"alice:$6$".len())
+            .position(|w| w == b"alice:$6$")
+            .unwrap();
+        let old_line = b"alice:$6$salt$hash:19500:1:60:7:::\n";
+        let new_line = b"alice:$y$j9T$new$newhash:20000:1:60:7:::\n";
+        want.splice(at..at + old_line.len(), new_line.iter().copied());
+        assert_eq!(file.to_bytes(), want);
+        let entry = file.entry(&user("alice")).unwrap();
+        assert_eq!(entry.hash, new);
+        assert_eq!(entry.last_change, LastChange::Day(20000));
+    }
+
+    #[test]
+    fn set_password_keeps_a_missing_final_newline() {
+        let mut file = ShadowFile::parse(NASTY.to_vec());
+        assert!(file.set_password(&user("carol"), &hash("!"), LastChange::Unset));
+        assert!(file.to_bytes().ends_with(b"\ncarol:!::::::"));
+    }
+
+    #[test]
+    fn last_change_is_written_the_shadow_utils_way() {
+        let cases = [
+            (LastChange::Unset, "root:$1$x:::0:99999:7:::\n"),
+            (LastChange::MustChange, "root:$1$x:0:0:99999:7:::\n"),
+            (LastChange::Day(0), "root:$1$x::0:99999:7:::\n"),
+            (LastChange::Day(-3), "root:$1$x::0:99999:7:::\n"),
+            (LastChange::Day(19876), "root:$1$x:19876:0:99999:7:::\n"),
+        ];
+        for (last, want) in cases {
+            let mut file = ShadowFile::parse(b"root:*:19000:0:99999:7:::\n".to_vec());
+            assert!(file.set_password(&user("root"), &hash("$1$x"), last));
+            assert_eq!(
+                String::from_utf8(file.to_bytes()).unwrap(),
+                want,
+                "{last:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn set_password_for_an_unknown_or_ignored_user_changes_nothing() {
+        let mut file = ShadowFile::parse(NASTY.to_vec());
+        for name in ["nobody", "crlf", "ten", "badday"] {
+            assert!(!file.set_password(&user(name), &hash("*"), LastChange::Unset));
+        }
+        assert_eq!(file.to_bytes(), NASTY);
+    }
+
+    #[test]
+    fn last_change_field_parsing() {
+        assert_eq!(parse_last_change(""), Some(LastChange::Unset));
+        assert_eq!(parse_last_change("-1"), Some(LastChange::Unset));
+        assert_eq!(parse_last_change("0"), Some(LastChange::MustChange));
+        assert_eq!(parse_last_change("00"), Some(LastChange::MustChange));
+        assert_eq!(parse_last_change("19000"), Some(LastChange::Day(19000)));
+        for bad in ["x", "-", "+5", " 5", "5 ", "99999999999999999999"] {
+            assert_eq!(parse_last_change(bad), None, "{bad:?}");
+        }
+    }
+}

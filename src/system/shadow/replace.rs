@@ -1,0 +1,239 @@
+//! Replacing `/etc/shadow` so that, whatever happens, the file is either the
+//! old content or the new one, with the original's owner, mode and SELinux
+//! label, and `/etc/shadow-` holds the previous content.
+//!
+//! The order is shadow-utils' (`commonio_close`), plus the directory fsync
+//! neither shadow-utils nor pam_unix does: backup first, then the new file
+//! written to a temporary in `/etc`, fsynced, renamed over the original.
+
+use super::{RemoveOnDrop, ShadowError, ShadowFile, io_error, lock::with_suffix};
+use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use std::fs::{File, FileTimes, Metadata, OpenOptions, Permissions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use xattr::FileExt;
+
+const SELINUX_LABEL: &str = "security.selinux";
+
+/// Writes `file` over `shadow`, keeping the content found there as
+/// `shadow-`. The caller holds both locks.
+///
+/// Refuses (`Changed`) if the file on disk is no longer what `file` was parsed
+/// from: another program wrote it without the locks, or `file` was read before
+/// they were taken. Writing would silently undo that change.
+pub(super) fn replace(shadow: &Path, file: &ShadowFile) -> Result<(), ShadowError> {
+    let _signals = SignalsBlocked::new();
+    let _fsize = NoFileSizeLimit::new();
+
+    let Current {
+        content: current,
+        meta,
+        label,
+    } = read_current(shadow)?;
+    if current != file.original() {
+        return Err(ShadowError::Changed {
+            path: shadow.display().to_string(),
+        });
+    }
+    let backup = with_suffix(shadow, "-");
+    let times = FileTimes::new()
+        .set_accessed(meta.accessed().map_err(|e| io_error("read", shadow, e))?)
+        .set_modified(meta.modified().map_err(|e| io_error("read", shadow, e))?);
+    write_then_rename(
+        &with_suffix(&backup, "+"),
+        &backup,
+        &current,
+        &meta,
+        label.as_deref(),
+        Some(times),
+    )?;
+    write_then_rename(
+        &with_suffix(shadow, "+"),
+        shadow,
+        &file.to_bytes(),
+        &meta,
+        label.as_deref(),
+        None,
+    )?;
+    // Makes both renames durable. Once the rename is done the change is made
+    // and visible, so a failure here is not reported as a failed change.
+    if let Some(dir) = shadow.parent() {
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+/// What `/etc/shadow` is now.
+struct Current {
+    content: Vec<u8>,
+    meta: Metadata,
+    /// The `security.selinux` attribute, if the file has one.
+    label: Option<Vec<u8>>,
+}
+
+fn read_current(shadow: &Path) -> Result<Current, ShadowError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(shadow)
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => ShadowError::Missing {
+                path: shadow.display().to_string(),
+            },
+            _ => io_error("open", shadow, e),
+        })?;
+    let meta = file.metadata().map_err(|e| io_error("read", shadow, e))?;
+    if !meta.is_file() {
+        return Err(io_error(
+            "read",
+            shadow,
+            std::io::Error::other("not a regular file"),
+        ));
+    }
+    let mut content = Vec::new();
+    file.read_to_end(&mut content)
+        .map_err(|e| io_error("read", shadow, e))?;
+    let label = match file.get_xattr(SELINUX_LABEL) {
+        Ok(label) => label,
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => None,
+        Err(e) => return Err(io_error("read the SELinux label of", shadow, e)),
+    };
+    Ok(Current {
+        content,
+        meta,
+        label,
+    })
+}
+
+/// Writes `bytes` to `temp` (created fresh, owner, mode and label copied from
+/// `like`), fsyncs it and renames it to `target`. On any failure `temp` is
+/// removed and `target` is untouched.
+fn write_then_rename(
+    temp: &Path,
+    target: &Path,
+    bytes: &[u8],
+    like: &Metadata,
+    label: Option<&[u8]>,
+    times: Option<FileTimes>,
+) -> Result<(), ShadowError> {
+    // We hold the locks, so a leftover temporary is from a crash.
+    match std::fs::remove_file(temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error("remove the leftover", temp, e)),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(temp)
+        .map_err(|e| io_error("create", temp, e))?;
+    let mut remove = RemoveOnDrop::new(temp);
+    let error = |action| move |e| io_error(action, temp, e);
+    fchown(&file, Some(like.uid()), Some(like.gid())).map_err(error("set the owner of"))?;
+    // Permission bits only: set-id and sticky bits make no sense here.
+    file.set_permissions(Permissions::from_mode(like.mode() & 0o777))
+        .map_err(error("set the mode of"))?;
+    if let Some(label) = label {
+        file.set_xattr(SELINUX_LABEL, label)
+            .map_err(error("set the SELinux label of"))?;
+    }
+    file.write_all(bytes).map_err(error("write"))?;
+    if let Some(times) = times {
+        file.set_times(times).map_err(error("set the times of"))?;
+    }
+    file.sync_all().map_err(error("write"))?;
+    drop(file);
+    std::fs::rename(temp, target).map_err(|e| io_error("replace", target, e))?;
+    remove.disarm();
+    Ok(())
+}
+
+/// Holds HUP, INT, QUIT, TERM, TSTP and PIPE back while the files are being
+/// replaced (shadow-utils ignores them); they are delivered when this drops.
+/// The mask is per thread: credsync is single-threaded while it writes.
+struct SignalsBlocked {
+    previous: Option<SigSet>,
+}
+
+impl SignalsBlocked {
+    fn new() -> Self {
+        let mut set = SigSet::empty();
+        for signal in [
+            Signal::SIGHUP,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGTERM,
+            Signal::SIGTSTP,
+            Signal::SIGPIPE,
+        ] {
+            set.add(signal);
+        }
+        // pthread_sigmask only fails for an invalid `how`.
+        SignalsBlocked {
+            previous: set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok(),
+        }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        if let Some(previous) = &self.previous {
+            let _ = previous.thread_set_mask();
+        }
+    }
+}
+
+/// Lifts `RLIMIT_FSIZE` so that `ulimit -f` can't truncate the new file;
+/// restores it on drop. Raising the hard limit needs root; failing to is not
+/// fatal (an oversized write then fails with EFBIG and nothing is replaced).
+struct NoFileSizeLimit {
+    previous: Option<(libc::rlim_t, libc::rlim_t)>,
+}
+
+impl NoFileSizeLimit {
+    fn new() -> Self {
+        let previous = match getrlimit(Resource::RLIMIT_FSIZE) {
+            Ok((soft, hard)) if soft != RLIM_INFINITY || hard != RLIM_INFINITY => {
+                let raised = setrlimit(Resource::RLIMIT_FSIZE, RLIM_INFINITY, RLIM_INFINITY)
+                    .or_else(|_| setrlimit(Resource::RLIMIT_FSIZE, hard, hard));
+                raised.ok().map(|()| (soft, hard))
+            }
+            _ => None,
+        };
+        NoFileSizeLimit { previous }
+    }
+}
+
+impl Drop for NoFileSizeLimit {
+    fn drop(&mut self) {
+        if let Some((soft, hard)) = self.previous {
+            let _ = setrlimit(Resource::RLIMIT_FSIZE, soft, hard);
+        }
+    }
+}
+
+/// Tells nscd and sssd that users changed, as shadow-utils does after writing
+/// (`nscd -i passwd`; nscd keeps no shadow cache, shadow lookups go through
+/// the passwd one) with an empty environment. Missing tools and failures are
+/// ignored: the caches expire on their own.
+pub(super) fn flush_caches() {
+    for (program, args) in [
+        ("/usr/sbin/nscd", &["-i", "passwd"][..]),
+        ("/usr/sbin/sss_cache", &["-U"][..]),
+    ] {
+        if Path::new(program).exists() {
+            let _ = Command::new(program)
+                .args(args)
+                .env_clear()
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
