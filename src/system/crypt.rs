@@ -190,7 +190,7 @@ pub fn hash_password(password: &Password, method: &HashMethod) -> Result<LinuxHa
         }
     };
     let phrase = Phrase::new(password)?;
-    let setting = gensalt(algorithm, count)?;
+    let setting = gensalt(algorithm.prefix(), algorithm.name(), count)?;
     let hashed = crypt(&phrase, &setting).ok_or(CryptError::Failed)?;
     let hash = LinuxHash::from_field(&hashed).ok_or(CryptError::Failed)?;
     // pam_unix's own check: a libcrypt that silently fell back to another
@@ -276,8 +276,8 @@ impl Phrase {
 }
 
 /// A setting string (`$y$j9T$<salt>`) from `crypt_gensalt_rn`.
-fn gensalt(algorithm: Algorithm, count: c_ulong) -> Result<CString, CryptError> {
-    let prefix = CString::new(algorithm.prefix()).map_err(|_| CryptError::Failed)?;
+fn gensalt(prefix: &str, name: &'static str, count: c_ulong) -> Result<CString, CryptError> {
+    let prefix = CString::new(prefix).map_err(|_| CryptError::Failed)?;
     let mut output = [0 as c_char; ffi::CRYPT_GENSALT_OUTPUT_SIZE];
     let output_size = c_int::try_from(output.len()).map_err(|_| CryptError::Failed)?;
     // SAFETY: `prefix` is NUL-terminated and outlives the call; rbytes is NULL
@@ -298,7 +298,7 @@ fn gensalt(algorithm: Algorithm, count: c_ulong) -> Result<CString, CryptError> 
         // EINVAL: a prefix this libcrypt was built without (the count was
         // checked against the algorithm's range before the call).
         return match std::io::Error::last_os_error().raw_os_error() {
-            Some(libc::EINVAL) => Err(CryptError::Unsupported(algorithm.name())),
+            Some(libc::EINVAL) => Err(CryptError::Unsupported(name)),
             _ => Err(CryptError::Failed),
         };
     }
@@ -371,12 +371,18 @@ mod ffi {
     const _: () = assert!(std::mem::size_of::<CryptData>() == 32768);
 
     impl CryptData {
-        /// Zeroed on the heap, as pam_unix `calloc`s it; wiped when dropped,
-        /// as pam_unix does with `pam_overwrite_object` before `free`.
+        /// Zeroed, as the header asks before the first use and as pam_unix
+        /// `calloc`s it, on the heap; wiped when dropped, as pam_unix does with
+        /// `pam_overwrite_object` before `free`.
         pub fn new_zeroed() -> Box<CryptData> {
-            // SAFETY: every field is an array of `c_char`, for which all-zero
-            // bytes are a valid value, so the zeroed allocation is initialised.
-            unsafe { Box::<CryptData>::new_zeroed().assume_init() }
+            Box::new(CryptData {
+                output: [0; CRYPT_OUTPUT_SIZE],
+                setting: [0; CRYPT_OUTPUT_SIZE],
+                input: [0; CRYPT_MAX_PASSPHRASE_SIZE],
+                reserved: [0; CRYPT_DATA_RESERVED_SIZE],
+                initialized: 0,
+                internal: [0; CRYPT_DATA_INTERNAL_SIZE],
+            })
         }
 
         pub fn as_mut_ptr(&mut self) -> *mut CryptData {
@@ -622,6 +628,13 @@ mod tests {
                 assert!(!verify(&pw("Live#Pass 8"), &hash(&live)), "{live}");
             }
         }
+    }
+
+    #[test]
+    fn a_method_libcrypt_lacks_is_reported_as_unsupported() {
+        let err = gensalt("$unknown$", "unknown", 0).unwrap_err();
+        assert!(matches!(err, CryptError::Unsupported("unknown")), "{err}");
+        assert!(gensalt("$6$", "sha512", 0).is_ok());
     }
 
     #[test]

@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn keys_are_case_sensitive_and_the_last_definition_wins() {
-        let defs = LoginDefs::parse("ENCRYPT_METHOD MD5\nencrypt_method DES\nENCRYPT_METHOD SHA512\n");
+        let defs =
+            LoginDefs::parse("ENCRYPT_METHOD MD5\nencrypt_method DES\nENCRYPT_METHOD SHA512\n");
         assert_eq!(defs.get("ENCRYPT_METHOD"), Some("SHA512"));
         assert_eq!(defs.get("encrypt_method"), Some("DES"));
     }
@@ -128,9 +129,14 @@ mod tests {
     #[test]
     fn a_missing_file_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(LoginDefs::read(&dir.path().join("login.defs")).unwrap(), None);
+        assert_eq!(
+            LoginDefs::read(&dir.path().join("login.defs")).unwrap(),
+            None
+        );
         std::fs::write(dir.path().join("login.defs"), "UMASK 022\n").unwrap();
-        let defs = LoginDefs::read(&dir.path().join("login.defs")).unwrap().unwrap();
+        let defs = LoginDefs::read(&dir.path().join("login.defs"))
+            .unwrap()
+            .unwrap();
         assert_eq!(defs.get("UMASK"), Some("022"));
     }
 }

@@ -35,9 +35,7 @@ pub struct PamUnixLine {
 pub fn find_pam_unix_password(pam_d: &Path, service: &str) -> Option<PamUnixLine> {
     let dirs = ConfigDirs::new(pam_d);
     let service = service_name(service);
-    let (file, text) = dirs
-        .open(&service)
-        .or_else(|| dirs.open(DEFAULT_SERVICE))?;
+    let (file, text) = dirs.open(&service).or_else(|| dirs.open(DEFAULT_SERVICE))?;
     let mut chain = Vec::new();
     search(&dirs, file, &text, &mut chain)
 }
@@ -224,7 +222,7 @@ mod tests {
         assert_eq!(
             logical_lines(text),
             vec![
-                "password required    pam_unix.so sha512   ".to_owned(),
+                "password required  pam_unix.so sha512   ".to_owned(),
                 "auth required pam_deny.so".to_owned()
             ]
         );

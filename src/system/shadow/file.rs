@@ -5,6 +5,7 @@ use super::LastChange;
 use crate::account::UserName;
 use crate::system::crypt::LinuxHash;
 use crate::system::passwd::{entry_fields, lines};
+use std::sync::{Mutex, PoisonError};
 
 /// One user's line of `/etc/shadow`, as far as credsync cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,16 +26,41 @@ pub struct ShadowEntry {
 #[derive(Debug, Clone, Default)]
 pub struct ShadowFile {
     lines: Vec<Vec<u8>>,
-    /// The bytes this was parsed from, so a write can refuse to overwrite a
-    /// file that changed since (a lost update).
-    original: Vec<u8>,
+    /// The content on disk this file derives from, so a write can refuse to
+    /// overwrite a file that changed since (a lost update).
+    base: Base,
+}
+
+/// The bytes a [`ShadowFile`] was parsed from, moved forward when the file is
+/// written: after `write(&file)`, `file` (and clones made from it afterwards)
+/// can be changed and written again, while a clone taken before the write
+/// cannot undo it.
+#[derive(Debug, Default)]
+struct Base(Mutex<Vec<u8>>);
+
+impl Base {
+    fn get(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+    fn set(&self, bytes: Vec<u8>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = bytes;
+    }
+}
+
+impl Clone for Base {
+    fn clone(&self) -> Self {
+        Base(Mutex::new(self.get()))
+    }
 }
 
 impl ShadowFile {
     pub fn parse(raw: Vec<u8>) -> Self {
         ShadowFile {
             lines: lines(&raw).map(<[u8]>::to_vec).collect(),
-            original: raw,
+            base: Base(Mutex::new(raw)),
         }
     }
 
@@ -81,9 +107,14 @@ impl ShadowFile {
         self.lines.concat()
     }
 
-    /// The bytes this file was parsed from.
-    pub(super) fn original(&self) -> &[u8] {
-        &self.original
+    /// The content on disk this file derives from.
+    pub(super) fn base(&self) -> Vec<u8> {
+        self.base.get()
+    }
+
+    /// Records that `written` (this file's bytes) is now on disk.
+    pub(super) fn written(&self, written: Vec<u8>) {
+        self.base.set(written);
     }
 
     fn find(&self, user: &UserName) -> Option<(usize, ShadowEntry)> {
@@ -227,13 +258,13 @@ mod tests {
     fn set_password_keeps_a_missing_final_newline() {
         let mut file = ShadowFile::parse(NASTY.to_vec());
         assert!(file.set_password(&user("carol"), &hash("!"), LastChange::Unset));
-        assert!(file.to_bytes().ends_with(b"\ncarol:!::::::"));
+        assert!(file.to_bytes().ends_with(b"\ncarol:!:::::::"));
     }
 
     #[test]
     fn last_change_is_written_the_shadow_utils_way() {
         let cases = [
-            (LastChange::Unset, "root:$1$x:::0:99999:7:::\n"),
+            (LastChange::Unset, "root:$1$x::0:99999:7:::\n"),
             (LastChange::MustChange, "root:$1$x:0:0:99999:7:::\n"),
             (LastChange::Day(0), "root:$1$x::0:99999:7:::\n"),
             (LastChange::Day(-3), "root:$1$x::0:99999:7:::\n"),

@@ -131,9 +131,11 @@ impl ShadowLock {
     /// Replaces `/etc/shadow` with `file`, keeping the previous content as
     /// `/etc/shadow-`, then tells nscd and sssd (live root only).
     ///
-    /// `file` must have been read while this lock was held (or at least be
-    /// what is on disk now): if the file changed since, `Changed` is returned
-    /// and nothing is written. On any error `/etc/shadow` is untouched.
+    /// `file` must derive from what is on disk now: read while this lock was
+    /// held, or written by this lock since (a successful write moves `file`
+    /// forward, so it can be changed and written again). Otherwise `Changed`
+    /// is returned and nothing is written. On any error `/etc/shadow` is
+    /// untouched.
     pub fn write(&self, file: &ShadowFile) -> Result<(), ShadowError> {
         if !self.shadow_lock.is_ours() {
             return Err(ShadowError::LockLost {
@@ -333,6 +335,26 @@ mod tests {
             lock.read().unwrap().entry(&alice()).unwrap().last_change,
             LastChange::MustChange
         );
+    }
+
+    #[test]
+    fn a_written_file_can_be_changed_and_written_again_but_an_older_copy_cannot() {
+        let fx = Fixture::with_shadow(OLD);
+        let lock = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
+        let mut file = lock.read().unwrap();
+        let copy_before_write = file.clone();
+        file.set_password(&alice(), &new_hash(), LastChange::Day(20000));
+        lock.write(&file).unwrap();
+
+        let mut next = file.clone();
+        next.set_password(&alice(), &new_hash(), LastChange::MustChange);
+        lock.write(&next).unwrap();
+        assert_eq!(fx.read("shadow"), next.to_bytes());
+
+        // Writing the stale copy would undo both writes.
+        let err = lock.write(&copy_before_write).unwrap_err();
+        assert!(matches!(err, ShadowError::Changed { .. }), "{err}");
+        assert_eq!(fx.read("shadow"), next.to_bytes());
     }
 
     #[test]

@@ -21,9 +21,10 @@ const SELINUX_LABEL: &str = "security.selinux";
 /// Writes `file` over `shadow`, keeping the content found there as
 /// `shadow-`. The caller holds both locks.
 ///
-/// Refuses (`Changed`) if the file on disk is no longer what `file` was parsed
-/// from: another program wrote it without the locks, or `file` was read before
-/// they were taken. Writing would silently undo that change.
+/// Refuses (`Changed`) if the file on disk is no longer what `file` derives
+/// from: another program wrote it without the locks, `file` was read before
+/// they were taken, or `file` is a copy taken before an earlier write of ours.
+/// Writing would silently undo that change.
 pub(super) fn replace(shadow: &Path, file: &ShadowFile) -> Result<(), ShadowError> {
     let _signals = SignalsBlocked::new();
     let _fsize = NoFileSizeLimit::new();
@@ -33,7 +34,7 @@ pub(super) fn replace(shadow: &Path, file: &ShadowFile) -> Result<(), ShadowErro
         meta,
         label,
     } = read_current(shadow)?;
-    if current != file.original() {
+    if current != file.base() {
         return Err(ShadowError::Changed {
             path: shadow.display().to_string(),
         });
@@ -50,14 +51,16 @@ pub(super) fn replace(shadow: &Path, file: &ShadowFile) -> Result<(), ShadowErro
         label.as_deref(),
         Some(times),
     )?;
+    let new = file.to_bytes();
     write_then_rename(
         &with_suffix(shadow, "+"),
         shadow,
-        &file.to_bytes(),
+        &new,
         &meta,
         label.as_deref(),
         None,
     )?;
+    file.written(new);
     // Makes both renames durable. Once the rename is done the change is made
     // and visible, so a failure here is not reported as a failed change.
     if let Some(dir) = shadow.parent() {
