@@ -21,21 +21,34 @@ impl Caller {
     /// The account whose uid is the real uid, looked up in the files under the
     /// root (NSS would not see an alternate root).
     pub fn identify(paths: &Paths, real_uid: u32) -> Result<Caller, Error> {
-        let passwd = read_passwd(&paths.passwd())
-            .map_err(|e| Error::Failure(format!("cannot read {}: {e}", paths.passwd().display())))?;
+        let passwd = read_passwd(&paths.passwd()).map_err(|e| {
+            Error::Failure(format!("cannot read {}: {e}", paths.passwd().display()))
+        })?;
         let entry = passwd
             .into_iter()
             .find(|p| p.uid == real_uid)
-            .ok_or_else(|| Error::Denied(format!("you (uid {real_uid}) have no entry in {}", paths.passwd().display())))?;
-        let name = UserName::parse(&entry.name)
-            .map_err(|_| Error::Denied(format!("your account name (uid {real_uid}) is not a valid user name")))?;
+            .ok_or_else(|| {
+                Error::Denied(format!(
+                    "you (uid {real_uid}) have no entry in {}",
+                    paths.passwd().display()
+                ))
+            })?;
+        let name = UserName::parse(&entry.name).map_err(|_| {
+            Error::Denied(format!(
+                "your account name (uid {real_uid}) is not a valid user name"
+            ))
+        })?;
         let groups = read_group(&paths.group())
             .unwrap_or_default()
             .into_iter()
             .filter(|g| g.gid == entry.gid || g.members.iter().any(|m| m == name.as_str()))
             .map(|g| g.name)
             .collect();
-        Ok(Caller { name, uid: real_uid, groups })
+        Ok(Caller {
+            name,
+            uid: real_uid,
+            groups,
+        })
     }
 
     pub fn is_root(&self) -> bool {
@@ -98,7 +111,11 @@ mod tests {
             "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(tmp.path().join("etc/group"), "alice:x:1000:\nappsvc:x:998:alice\n").unwrap();
+        std::fs::write(
+            tmp.path().join("etc/group"),
+            "alice:x:1000:\nappsvc:x:998:alice\n",
+        )
+        .unwrap();
         let paths = Paths::under(tmp.path());
         let alice = Caller::identify(&paths, 1000).unwrap();
         assert_eq!(alice.name.as_str(), "alice");

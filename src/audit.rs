@@ -8,19 +8,40 @@ use crate::system::syslog::{self, Priority};
 use std::fmt;
 
 pub enum Event<'a> {
-    Changed { user: &'a UserName, by: &'a str, how: &'static str },
-    Adopted { user: &'a UserName },
-    Restored { user: &'a UserName },
-    Finished { user: &'a UserName },
-    Refused { user: &'a str, by: &'a str, why: &'a str },
-    VerifyFailed { user: &'a UserName, by: &'a str },
+    Changed {
+        user: &'a UserName,
+        by: &'a str,
+        how: &'static str,
+    },
+    Adopted {
+        user: &'a UserName,
+    },
+    Restored {
+        user: &'a UserName,
+    },
+    Finished {
+        user: &'a UserName,
+    },
+    Refused {
+        user: &'a str,
+        by: &'a str,
+        why: &'a str,
+    },
+    VerifyFailed {
+        user: &'a UserName,
+        by: &'a str,
+    },
 }
 
 impl fmt::Display for Event<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Changed { user, by, how } => {
-                write!(f, "password for '{user}' changed by '{}' ({how})", by.escape_default())
+                write!(
+                    f,
+                    "password for '{user}' changed by '{}' ({how})",
+                    by.escape_default()
+                )
             }
             Event::Adopted { user } => write!(
                 f,
@@ -40,7 +61,11 @@ impl fmt::Display for Event<'_> {
                 by.escape_default()
             ),
             Event::VerifyFailed { user, by } => {
-                write!(f, "verify failed for '{user}' (asked by '{}')", by.escape_default())
+                write!(
+                    f,
+                    "verify failed for '{user}' (asked by '{}')",
+                    by.escape_default()
+                )
             }
         }
     }
@@ -61,9 +86,20 @@ mod tests {
     #[test]
     fn messages_match_shadow_utils_wording_and_escape_raw_text() {
         let alice = UserName::parse("alice").unwrap();
-        let changed = Event::Changed { user: &alice, by: "root", how: "passwd" };
-        assert_eq!(changed.to_string(), "password for 'alice' changed by 'root' (passwd)");
-        let refused = Event::Refused { user: "bob\nforged line", by: "alice", why: "not root" };
+        let changed = Event::Changed {
+            user: &alice,
+            by: "root",
+            how: "passwd",
+        };
+        assert_eq!(
+            changed.to_string(),
+            "password for 'alice' changed by 'root' (passwd)"
+        );
+        let refused = Event::Refused {
+            user: "bob\nforged line",
+            by: "alice",
+            why: "not root",
+        };
         assert!(!refused.to_string().contains('\n'));
     }
 }

@@ -46,7 +46,13 @@ struct Hashed {
     app: String,
 }
 
-pub fn apply(paths: &Paths, config: &Config, method: &HashMethod, store_owner: u32, request: Request) -> Result<(), Error> {
+pub fn apply(
+    paths: &Paths,
+    config: &Config,
+    method: &HashMethod,
+    store_owner: u32,
+    request: Request,
+) -> Result<(), Error> {
     // Fail before the slow hashing when a user is unknown; re-checked under the lock.
     check_users_exist(&shadow::read_unlocked(paths)?, &request.changes)?;
     let hashed = hash_all(&request.changes, method, &config.argon2)?;
@@ -59,7 +65,11 @@ pub fn apply(paths: &Paths, config: &Config, method: &HashMethod, store_owner: u
         .zip(hashed)
         .map(|(change, hashed)| Intent {
             user: change.user.clone(),
-            old_linux: stores.shadow.entry(&change.user).map(|e| e.hash).expect("checked above"),
+            old_linux: stores
+                .shadow
+                .entry(&change.user)
+                .map(|e| e.hash)
+                .expect("checked above"),
             new_linux: hashed.linux,
             app_hash: hashed.app,
             provenance: request.provenance.clone(),
@@ -103,27 +113,49 @@ fn check_users_exist(shadow: &shadow::ShadowFile, changes: &[NewPassword]) -> Re
     let mut seen = HashSet::new();
     for change in changes {
         if shadow.entry(&change.user).is_none() {
-            return Err(Error::Invalid(format!("user '{}' does not exist in /etc/shadow", change.user)));
+            return Err(Error::Invalid(format!(
+                "user '{}' does not exist in /etc/shadow",
+                change.user
+            )));
         }
         if !seen.insert(&change.user) {
-            return Err(Error::Invalid(format!("user '{}' appears more than once", change.user)));
+            return Err(Error::Invalid(format!(
+                "user '{}' appears more than once",
+                change.user
+            )));
         }
     }
     Ok(())
 }
 
 /// Both hashes of every password, spread over the machine's cores.
-fn hash_all(changes: &[NewPassword], method: &HashMethod, cost: &Argon2Cost) -> Result<Vec<Hashed>, Error> {
-    let workers = thread::available_parallelism().map_or(1, NonZeroUsize::get).min(changes.len()).max(1);
+fn hash_all(
+    changes: &[NewPassword],
+    method: &HashMethod,
+    cost: &Argon2Cost,
+) -> Result<Vec<Hashed>, Error> {
+    let workers = thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(changes.len())
+        .max(1);
     let per_worker = changes.len().div_ceil(workers).max(1);
     thread::scope(|scope| {
         let handles: Vec<_> = changes
             .chunks(per_worker)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|c| hash_one(&c.password, method, cost)).collect::<Result<Vec<_>, Error>>()))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|c| hash_one(&c.password, method, cost))
+                        .collect::<Result<Vec<_>, Error>>()
+                })
+            })
             .collect();
         let mut all = Vec::with_capacity(changes.len());
         for handle in handles {
-            let chunk = handle.join().map_err(|_| Error::Failure("a hashing thread failed".into()))??;
+            let chunk = handle
+                .join()
+                .map_err(|_| Error::Failure("a hashing thread failed".into()))??;
             all.extend(chunk);
         }
         Ok(all)
@@ -132,6 +164,8 @@ fn hash_all(changes: &[NewPassword], method: &HashMethod, cost: &Argon2Cost) -> 
 
 fn hash_one(password: &Password, method: &HashMethod, cost: &Argon2Cost) -> Result<Hashed, Error> {
     let linux = crypt::hash_password(password, method)?;
-    let app = cost.hash(password).map_err(|e| Error::Failure(e.to_string()))?;
+    let app = cost
+        .hash(password)
+        .map_err(|e| Error::Failure(e.to_string()))?;
     Ok(Hashed { linux, app })
 }

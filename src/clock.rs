@@ -24,7 +24,10 @@ impl Now {
     }
 
     pub fn at(unix_secs: i64) -> Self {
-        Now { unix_secs, day: unix_secs.div_euclid(SECONDS_PER_DAY) }
+        Now {
+            unix_secs,
+            day: unix_secs.div_euclid(SECONDS_PER_DAY),
+        }
     }
 }
 
@@ -44,7 +47,10 @@ mod tests {
 
 /// `2026-11-26T19:40:00Z` for a Unix time (proleptic Gregorian, UTC).
 pub fn utc_text(unix_secs: i64) -> String {
-    let (days, secs) = (unix_secs.div_euclid(SECONDS_PER_DAY), unix_secs.rem_euclid(SECONDS_PER_DAY));
+    let (days, secs) = (
+        unix_secs.div_euclid(SECONDS_PER_DAY),
+        unix_secs.rem_euclid(SECONDS_PER_DAY),
+    );
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -55,7 +61,12 @@ pub fn utc_text(unix_secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]
@@ -63,7 +74,10 @@ mod text_tests {
     #[test]
     fn formats_utc() {
         assert_eq!(super::utc_text(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::utc_text(1_795_651_200 + 3_661), "2026-11-26T01:01:01Z");
+        assert_eq!(
+            super::utc_text(1_795_651_200 + 3_661),
+            "2026-11-26T01:01:01Z"
+        );
         assert_eq!(super::utc_text(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

@@ -39,7 +39,10 @@ pub struct VerifyConfig {
 
 impl Default for VerifyConfig {
     fn default() -> Self {
-        VerifyConfig { groups: Vec::new(), failure_delay_ms: 2000 }
+        VerifyConfig {
+            groups: Vec::new(),
+            failure_delay_ms: 2000,
+        }
     }
 }
 
@@ -51,7 +54,9 @@ pub struct PamConfig {
 
 impl Default for PamConfig {
     fn default() -> Self {
-        PamConfig { service: "credsync".to_owned() }
+        PamConfig {
+            service: "credsync".to_owned(),
+        }
     }
 }
 
@@ -71,7 +76,10 @@ impl Default for LockConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is invalid: {detail}")]
     Invalid { path: String, detail: String },
 }
@@ -81,12 +89,23 @@ impl Config {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
         };
-        let invalid = |detail: String| ConfigError::Invalid { path: path.display().to_string(), detail };
+        let invalid = |detail: String| ConfigError::Invalid {
+            path: path.display().to_string(),
+            detail,
+        };
         let config: Config = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
         config.hash_method().map_err(&invalid)?;
-        config.argon2.validate().map_err(|e| invalid(e.to_string()))?;
+        config
+            .argon2
+            .validate()
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(config)
     }
 
@@ -95,7 +114,12 @@ impl Config {
         match &self.hash.method {
             None => Ok(None),
             Some(name) => Algorithm::from_name(name)
-                .map(|algorithm| Some(HashMethod { algorithm, rounds: self.hash.rounds }))
+                .map(|algorithm| {
+                    Some(HashMethod {
+                        algorithm,
+                        rounds: self.hash.rounds,
+                    })
+                })
                 .ok_or_else(|| format!("hash.method: unknown method '{}'", name.escape_default())),
         }
     }
@@ -134,7 +158,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             config.hash_method().unwrap(),
-            Some(HashMethod { algorithm: Algorithm::Sha512, rounds: Some(5000) })
+            Some(HashMethod {
+                algorithm: Algorithm::Sha512,
+                rounds: Some(5000)
+            })
         );
         assert_eq!(config.argon2.memory_kib, 8);
         assert_eq!(config.verify.groups, vec!["appsvc"]);
@@ -143,7 +170,12 @@ mod tests {
     #[test]
     fn typos_and_bad_values_are_errors() {
         assert!(load("[hash]\nmethd = \"sha512\"\n").is_err());
-        assert!(load("[hash]\nmethod = \"rot13\"\n").unwrap_err().to_string().contains("rot13"));
+        assert!(
+            load("[hash]\nmethod = \"rot13\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("rot13")
+        );
         assert!(load("[argon2]\niterations = 0\n").is_err());
     }
 }

@@ -68,7 +68,15 @@ pub fn sync(stores: &mut Stores, now: Now, dry_run: bool) -> Result<Vec<Finding>
     let records = stores.store.records()?;
     let findings: Vec<(Finding, &Record)> = records
         .iter()
-        .map(|r| (Finding { user: r.user.clone(), drift: classify(r, stores.shadow.entry(&r.user).as_ref()) }, r))
+        .map(|r| {
+            (
+                Finding {
+                    user: r.user.clone(),
+                    drift: classify(r, stores.shadow.entry(&r.user).as_ref()),
+                },
+                r,
+            )
+        })
         .collect();
     if dry_run {
         return Ok(findings.into_iter().map(|(f, _)| f).collect());
@@ -80,13 +88,19 @@ pub fn sync(stores: &mut Stores, now: Now, dry_run: bool) -> Result<Vec<Finding>
     for (finding, record) in &findings {
         match finding.drift {
             Drift::RecordNewer => {
-                let last_change =
-                    if record.must_change { LastChange::MustChange } else { LastChange::Day(record.changed_day) };
+                let last_change = if record.must_change {
+                    LastChange::MustChange
+                } else {
+                    LastChange::Day(record.changed_day)
+                };
                 restored.set_password(&record.user, &record.linux_hash, last_change);
                 restorations.push(&record.user);
             }
             Drift::LinuxNewer => {
-                let entry = stores.shadow.entry(&record.user).expect("classified against an entry");
+                let entry = stores
+                    .shadow
+                    .entry(&record.user)
+                    .expect("classified against an entry");
                 adoptions.push(adopted(record, &entry, now));
             }
             Drift::InSync | Drift::NoAccount | Drift::Pending => {}
@@ -131,7 +145,13 @@ fn adopted(record: &Record, entry: &ShadowEntry, now: Now) -> Record {
 pub fn states(records: &[Record], shadow: &ShadowFile, pending: &[UserName]) -> Vec<Drift> {
     records
         .iter()
-        .map(|r| if pending.contains(&r.user) { Drift::Pending } else { classify(r, shadow.entry(&r.user).as_ref()) })
+        .map(|r| {
+            if pending.contains(&r.user) {
+                Drift::Pending
+            } else {
+                classify(r, shadow.entry(&r.user).as_ref())
+            }
+        })
         .collect()
 }
 
@@ -155,33 +175,55 @@ mod tests {
     }
 
     fn entry(hash: &str, last_change: LastChange) -> ShadowEntry {
-        ShadowEntry { name: "alice".into(), hash: LinuxHash::from_field(hash).unwrap(), last_change }
+        ShadowEntry {
+            name: "alice".into(),
+            hash: LinuxHash::from_field(hash).unwrap(),
+            last_change,
+        }
     }
 
     #[test]
     fn equal_hashes_are_in_sync_whatever_the_days() {
         let r = record("$y$a", 100);
-        assert_eq!(classify(&r, Some(&entry("$y$a", LastChange::Day(5)))), Drift::InSync);
+        assert_eq!(
+            classify(&r, Some(&entry("$y$a", LastChange::Day(5)))),
+            Drift::InSync
+        );
     }
 
     #[test]
     fn a_newer_or_same_day_linux_change_is_adopted() {
         let r = record("$y$a", 100);
-        assert_eq!(classify(&r, Some(&entry("$y$b", LastChange::Day(100)))), Drift::LinuxNewer);
-        assert_eq!(classify(&r, Some(&entry("$y$b", LastChange::Day(101)))), Drift::LinuxNewer);
+        assert_eq!(
+            classify(&r, Some(&entry("$y$b", LastChange::Day(100)))),
+            Drift::LinuxNewer
+        );
+        assert_eq!(
+            classify(&r, Some(&entry("$y$b", LastChange::Day(101)))),
+            Drift::LinuxNewer
+        );
     }
 
     #[test]
     fn an_older_shadow_is_a_rollback_to_restore() {
         let r = record("$y$a", 100);
-        assert_eq!(classify(&r, Some(&entry("$y$old", LastChange::Day(99)))), Drift::RecordNewer);
+        assert_eq!(
+            classify(&r, Some(&entry("$y$old", LastChange::Day(99)))),
+            Drift::RecordNewer
+        );
     }
 
     #[test]
     fn a_dateless_change_counts_as_deliberate() {
         let r = record("$y$a", 100);
-        assert_eq!(classify(&r, Some(&entry("$y$b", LastChange::MustChange))), Drift::LinuxNewer);
-        assert_eq!(classify(&r, Some(&entry("$y$b", LastChange::Unset))), Drift::LinuxNewer);
+        assert_eq!(
+            classify(&r, Some(&entry("$y$b", LastChange::MustChange))),
+            Drift::LinuxNewer
+        );
+        assert_eq!(
+            classify(&r, Some(&entry("$y$b", LastChange::Unset))),
+            Drift::LinuxNewer
+        );
     }
 
     #[test]
@@ -192,10 +234,21 @@ mod tests {
     #[test]
     fn adoption_keeps_the_shadow_day_and_forgets_the_app_hash() {
         let r = record("$y$a", 100);
-        let a = adopted(&r, &entry("$y$b", LastChange::Day(120)), Now::at(130 * 86_400));
-        assert_eq!((a.linux_hash.as_str(), a.changed_day, a.app_hash), ("$y$b", 120, None));
+        let a = adopted(
+            &r,
+            &entry("$y$b", LastChange::Day(120)),
+            Now::at(130 * 86_400),
+        );
+        assert_eq!(
+            (a.linux_hash.as_str(), a.changed_day, a.app_hash),
+            ("$y$b", 120, None)
+        );
         assert_eq!(a.source, Source::Adopted);
-        let expired = adopted(&r, &entry("$y$b", LastChange::MustChange), Now::at(130 * 86_400));
+        let expired = adopted(
+            &r,
+            &entry("$y$b", LastChange::MustChange),
+            Now::at(130 * 86_400),
+        );
         assert!(expired.must_change);
         assert_eq!(expired.changed_day, 130);
     }

@@ -4,8 +4,10 @@
 use std::fmt;
 use zeroize::Zeroizing;
 
-/// Longest password accepted from any input, in bytes (passwd caps at a few KiB too).
-pub const MAX_PASSWORD_LEN: usize = 4096;
+/// Longest password accepted from any input, in bytes: the most libxcrypt
+/// (`CRYPT_MAX_PASSPHRASE_SIZE` - 1) and PAM (`PAM_MAX_RESP_SIZE` - 1) take, so
+/// a password credsync accepts is one every other login path accepts too.
+pub const MAX_PASSWORD_LEN: usize = 511;
 
 /// A password as the user typed it: arbitrary bytes except NUL and newline, which
 /// could never reach libcrypt or a line-oriented file intact.

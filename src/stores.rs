@@ -30,7 +30,11 @@ impl Stores {
         let lock = ShadowLock::acquire(paths, config.lock_timeout())?;
         let shadow = lock.read()?;
         let store = Store::open(&paths.store_dir(), store_owner)?;
-        let mut stores = Stores { store, shadow, lock };
+        let mut stores = Stores {
+            store,
+            shadow,
+            lock,
+        };
         stores.finish_interrupted()?;
         Ok(stores)
     }
@@ -41,9 +45,11 @@ impl Stores {
         if intents.is_empty() {
             return Ok(());
         }
-        let (reached, lost): (Vec<Intent>, Vec<Intent>) = intents
-            .into_iter()
-            .partition(|i| self.shadow.entry(&i.user).is_some_and(|e| e.hash == i.new_linux));
+        let (reached, lost): (Vec<Intent>, Vec<Intent>) = intents.into_iter().partition(|i| {
+            self.shadow
+                .entry(&i.user)
+                .is_some_and(|e| e.hash == i.new_linux)
+        });
         self.store.complete_intents(&reached)?;
         self.store.abandon_intents(&lost)?;
         for intent in &reached {

@@ -13,7 +13,10 @@ const NEW: &str = "N3w#Passw0rd";
 
 #[test]
 fn root_changes_a_password_in_both_stores() {
-    let root = Fixture::new().user("alice", "Old#Pass1").user("bob", "Bob#Pass1").build();
+    let root = Fixture::new()
+        .user("alice", "Old#Pass1")
+        .user("bob", "Bob#Pass1")
+        .build();
     let before = root.shadow();
     root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
         .success()
@@ -23,11 +26,19 @@ fn root_changes_a_password_in_both_stores() {
     assert!(hash.starts_with("$6$"), "configured sha512: {hash}");
     assert_eq!(root.shadow_field("alice", 3), today().to_string());
     // Every other line is byte-identical.
-    let others = |s: &str| s.lines().filter(|l| !l.starts_with("alice:")).map(str::to_owned).collect::<Vec<_>>();
+    let others = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("alice:"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(others(&root.shadow()), others(&before));
     // Owner and mode kept; the previous file is the backup.
     assert_eq!(root.mode("etc/shadow"), (0, 42, 0o640));
-    assert_eq!(fs::read_to_string(root.file("etc/shadow-")).unwrap(), before);
+    assert_eq!(
+        fs::read_to_string(root.file("etc/shadow-")).unwrap(),
+        before
+    );
     // The record accepts the new password, not the old one.
     assert_eq!(root.verify("alice", NEW), 0);
     assert_eq!(root.verify("alice", "Old#Pass1"), 1);
@@ -36,13 +47,20 @@ fn root_changes_a_password_in_both_stores() {
 
 #[test]
 fn untouched_lines_stay_byte_identical_even_when_odd() {
-    let odd = ["# a comment", "", "+nisuser::::::::", "short:line", "tab\tuser:x:1:2:3:4:5:6:7:8"];
+    let odd = [
+        "# a comment",
+        "",
+        "+nisuser::::::::",
+        "short:line",
+        "tab\tuser:x:1:2:3:4:5:6:7:8",
+    ];
     let mut fixture = Fixture::new().user("alice", "Old#Pass1");
     for line in odd {
         fixture = fixture.shadow_line(line);
     }
     let root = fixture.build();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
     for line in odd {
         assert!(root.shadow().lines().any(|l| l == line), "{line:?} kept");
     }
@@ -55,7 +73,8 @@ fn the_hash_method_follows_the_pam_stack() {
         .config("[argon2]\nmemory_kib = 64\niterations = 1\n")
         .pam_method("yescrypt")
         .build();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
     assert!(root.shadow_field("alice", 2).starts_with("$y$"));
 }
 
@@ -63,7 +82,8 @@ fn the_hash_method_follows_the_pam_stack() {
 fn a_change_bumps_the_session_epoch_and_the_json_says_so() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     for n in 1..=2 {
-        root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}{n}\n")).success();
+        root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}{n}\n"))
+            .success();
     }
     let status = root.status_json();
     assert_eq!(status[0]["user"], "alice");
@@ -75,10 +95,16 @@ fn a_change_bumps_the_session_epoch_and_the_json_says_so() {
 #[test]
 fn an_ordinary_user_changes_their_own_password_with_the_current_one() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
-    root.run_as(1000, &["set", "password", "--stdin"], &format!("Old#Pass1\n{NEW}\n"))
-        .success()
-        .stdout(contains("Changing the current password will log this user out"))
-        .stdout(contains("✔ Modifying password..."));
+    root.run_as(
+        1000,
+        &["set", "password", "--stdin"],
+        &format!("Old#Pass1\n{NEW}\n"),
+    )
+    .success()
+    .stdout(contains(
+        "Changing the current password will log this user out",
+    ))
+    .stdout(contains("✔ Modifying password..."));
     assert_eq!(fixture_verify_as(&root, 1000, "alice", NEW), 0);
     assert!(linux_accepts(&root, "alice", NEW));
 }
@@ -87,23 +113,36 @@ fn an_ordinary_user_changes_their_own_password_with_the_current_one() {
 fn a_wrong_current_password_changes_nothing() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let before = root.shadow();
-    root.run_as(1000, &["passwd", "--stdin"], &format!("Wrong#Pass1\n{NEW}\n"))
-        .code(1)
-        .stderr(contains("authentication failure"));
+    root.run_as(
+        1000,
+        &["passwd", "--stdin"],
+        &format!("Wrong#Pass1\n{NEW}\n"),
+    )
+    .code(1)
+    .stderr(contains("authentication failure"));
     assert_eq!(root.shadow(), before);
     assert!(!root.file("etc/shadow-").exists());
 }
 
 #[test]
 fn an_ordinary_user_may_not_change_someone_else() {
-    let root = Fixture::new().user("alice", "Old#Pass1").user("bob", "Bob#Pass1").build();
+    let root = Fixture::new()
+        .user("alice", "Old#Pass1")
+        .user("bob", "Bob#Pass1")
+        .build();
     let before = root.shadow();
-    root.run_as(1000, &["passwd", "bob", "--stdin"], &format!("Old#Pass1\n{NEW}\n"))
-        .code(1)
-        .stderr(contains("only your own password"));
-    root.run_as(1000, &["recover", "bob", "--stdin"], &format!("{NEW}\n")).code(1);
+    root.run_as(
+        1000,
+        &["passwd", "bob", "--stdin"],
+        &format!("Old#Pass1\n{NEW}\n"),
+    )
+    .code(1)
+    .stderr(contains("only your own password"));
+    root.run_as(1000, &["recover", "bob", "--stdin"], &format!("{NEW}\n"))
+        .code(1);
     root.run_as(1000, &["sync"], "").code(1);
-    root.run_as(1000, &["import"], &format!("bob:{NEW}\n")).code(1);
+    root.run_as(1000, &["import"], &format!("bob:{NEW}\n"))
+        .code(1);
     root.run_as(1000, &["status", "bob"], "").code(1);
     assert_eq!(root.shadow(), before);
 }
@@ -116,7 +155,8 @@ fn recovery_sets_both_stores_and_clears_the_failure_tally() {
     let tally = root.file("var/run/faillock/admin");
     fs::create_dir_all(tally.parent().unwrap()).unwrap();
     fs::write(&tally, [7u8; 32]).unwrap();
-    root.run(&["recover", "admin", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["recover", "admin", "--stdin"], &format!("{NEW}\n"))
+        .success();
     assert!(linux_accepts(&root, "admin", NEW));
     assert_eq!(root.verify("admin", NEW), 0);
     assert_eq!(fs::metadata(&tally).unwrap().len(), 0);
@@ -126,7 +166,11 @@ fn recovery_sets_both_stores_and_clears_the_failure_tally() {
 #[test]
 fn recovery_with_expire_forces_a_change_at_next_login() {
     let root = Fixture::new().user("admin", "Old#Pass1").build();
-    root.run(&["recover", "admin", "--stdin", "--expire"], &format!("{NEW}\n")).success();
+    root.run(
+        &["recover", "admin", "--stdin", "--expire"],
+        &format!("{NEW}\n"),
+    )
+    .success();
     assert_eq!(root.shadow_field("admin", 3), "0");
     assert_eq!(root.verify("admin", NEW), 11, "right password, must change");
     assert_eq!(root.verify("admin", "Wrong#1"), 1);
@@ -138,27 +182,36 @@ fn recovery_with_expire_forces_a_change_at_next_login() {
 #[test]
 fn an_outside_change_is_adopted_and_verify_accepts_it_at_once() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
     // `chpasswd` later the same day, outside credsync.
     root.set_shadow_entry("alice", &linux_hash("Outside#Pass1"), &today().to_string());
     assert_eq!(root.state_of("alice"), "linux-newer");
-    root.run(&["sync"], "").success().stdout(contains("alice: linux-newer: adopted"));
+    root.run(&["sync"], "")
+        .success()
+        .stdout(contains("alice: linux-newer: adopted"));
     assert_eq!(root.state_of("alice"), "in-sync");
     assert_eq!(root.verify("alice", "Outside#Pass1"), 0);
     assert_eq!(root.verify("alice", NEW), 1);
     // The first successful verify derived the Argon2id hash again.
     assert_eq!(root.status_json()[0]["app_hash_pending"], false);
-    assert!(linux_accepts(&root, "alice", "Outside#Pass1"), "sync left Linux alone");
+    assert!(
+        linux_accepts(&root, "alice", "Outside#Pass1"),
+        "sync left Linux alone"
+    );
 }
 
 #[test]
 fn a_rolled_back_shadow_is_restored_from_the_record() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let old_image = root.shadow();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
     root.set_shadow(&old_image);
     assert_eq!(root.state_of("alice"), "record-newer");
-    root.run(&["sync"], "").success().stdout(contains("alice: record-newer: restored"));
+    root.run(&["sync"], "")
+        .success()
+        .stdout(contains("alice: record-newer: restored"));
     assert!(linux_accepts(&root, "alice", NEW));
     assert_eq!(root.verify("alice", NEW), 0);
     assert_eq!(root.shadow_field("alice", 3), today().to_string());
@@ -169,20 +222,34 @@ fn a_rolled_back_shadow_is_restored_from_the_record() {
 fn dry_run_reports_without_writing() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let old_image = root.shadow();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
     root.set_shadow(&old_image);
-    root.run(&["sync", "--dry-run"], "").success().stdout(contains("would restore"));
+    root.run(&["sync", "--dry-run"], "")
+        .success()
+        .stdout(contains("would restore"));
     assert_eq!(root.shadow(), old_image);
     assert_eq!(root.state_of("alice"), "record-newer");
 }
 
 #[test]
 fn a_managed_user_without_an_account_is_reported_and_left_alone() {
-    let root = Fixture::new().user("alice", "Old#Pass1").user("bob", "Bob#Pass1").build();
-    root.run(&["passwd", "bob", "--stdin"], &format!("{NEW}\n")).success();
-    let without_bob: String = root.shadow().lines().filter(|l| !l.starts_with("bob:")).map(|l| format!("{l}\n")).collect();
+    let root = Fixture::new()
+        .user("alice", "Old#Pass1")
+        .user("bob", "Bob#Pass1")
+        .build();
+    root.run(&["passwd", "bob", "--stdin"], &format!("{NEW}\n"))
+        .success();
+    let without_bob: String = root
+        .shadow()
+        .lines()
+        .filter(|l| !l.starts_with("bob:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     root.set_shadow(&without_bob);
-    root.run(&["sync"], "").success().stderr(contains("'bob' is managed but has no Linux account"));
+    root.run(&["sync"], "")
+        .success()
+        .stderr(contains("'bob' is managed but has no Linux account"));
     assert_eq!(root.shadow(), without_bob);
     assert_eq!(root.state_of("bob"), "no-account");
 }
@@ -207,8 +274,13 @@ fn an_interrupted_change_that_never_reached_shadow_is_dropped() {
     let old_hash = root.shadow_field("alice", 2);
     root.run(&["status"], "").success();
     insert_intent(&root, "alice", &old_hash, &linux_hash(NEW));
-    assert_eq!(root.state_of("alice"), "unmanaged", "an intent alone is no record");
-    root.run(&["passwd", "alice", "--stdin"], "Another#Pass1\n").success();
+    assert_eq!(
+        root.state_of("alice"),
+        "unmanaged",
+        "an intent alone is no record"
+    );
+    root.run(&["passwd", "alice", "--stdin"], "Another#Pass1\n")
+        .success();
     assert_eq!(root.verify("alice", "Another#Pass1"), 0);
     assert_eq!(root.verify("alice", NEW), 1);
 }
@@ -217,8 +289,13 @@ fn an_interrupted_change_that_never_reached_shadow_is_dropped() {
 
 #[test]
 fn import_changes_a_batch_at_once() {
-    let root = Fixture::new().user("a1", "x#Pass1").user("a2", "x#Pass1").user("a3", "x#Pass1").build();
-    root.run(&["import"], "a1:One#Pass1\na2:Two:Pass2\na3:Three#Pass3\n").success();
+    let root = Fixture::new()
+        .user("a1", "x#Pass1")
+        .user("a2", "x#Pass1")
+        .user("a3", "x#Pass1")
+        .build();
+    root.run(&["import"], "a1:One#Pass1\na2:Two:Pass2\na3:Three#Pass3\n")
+        .success();
     assert_eq!(root.verify("a2", "Two:Pass2"), 0);
     assert!(linux_accepts(&root, "a3", "Three#Pass3"));
     assert_eq!(root.status_json().as_array().unwrap().len(), 3);
@@ -227,14 +304,22 @@ fn import_changes_a_batch_at_once() {
 
 #[test]
 fn one_bad_import_line_rejects_the_whole_batch() {
-    let root = Fixture::new().user("a1", "x#Pass1").user("a2", "x#Pass1").build();
+    let root = Fixture::new()
+        .user("a1", "x#Pass1")
+        .user("a2", "x#Pass1")
+        .build();
     let before = root.shadow();
     for (batch, message) in [
-        ("a1:One#Pass1\nnobody:Two#Pass2\n", "user 'nobody' does not exist"),
+        (
+            "a1:One#Pass1\nnobody:Two#Pass2\n",
+            "user 'nobody' does not exist",
+        ),
         ("a1:One#Pass1\na2\n", "line 2: expected user:password"),
         ("a1:One#Pass1\na2:\n", "line 2: the password is empty"),
     ] {
-        root.run(&["import"], batch).code(6).stderr(contains(message));
+        root.run(&["import"], batch)
+            .code(6)
+            .stderr(contains(message));
         assert_eq!(root.shadow(), before, "{batch:?}");
     }
     assert_eq!(root.state_of("a1"), "unmanaged");
@@ -247,13 +332,30 @@ fn verify_is_only_for_ones_own_account_unless_in_a_verify_group() {
     let root = Fixture::new()
         .user("alice", "Old#Pass1")
         .user("appsvc", "App#Pass1")
-        .config(&format!("{}\n[verify]\ngroups = [\"appsvc\"]\nfailure_delay_ms = 0\n", fixture::FAST_CONFIG.replace("[verify]\nfailure_delay_ms = 0\n", "")))
+        .config(&format!(
+            "{}\n[verify]\ngroups = [\"appsvc\"]\nfailure_delay_ms = 0\n",
+            fixture::FAST_CONFIG.replace("[verify]\nfailure_delay_ms = 0\n", "")
+        ))
         .build();
-    root.run(&["recover", "alice", "--stdin"], &format!("{NEW}\n")).success();
-    assert_eq!(fixture_verify_as(&root, 1001, "alice", NEW), 0, "appsvc is in a verify group");
-    let root2 = Fixture::new().user("alice", "Old#Pass1").user("bob", "Bob#Pass1").build();
-    root2.run(&["recover", "alice", "--stdin"], &format!("{NEW}\n")).success();
-    assert_eq!(fixture_verify_as(&root2, 1001, "alice", NEW), 1, "bob may not verify alice");
+    root.run(&["recover", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
+    assert_eq!(
+        fixture_verify_as(&root, 1001, "alice", NEW),
+        0,
+        "appsvc is in a verify group"
+    );
+    let root2 = Fixture::new()
+        .user("alice", "Old#Pass1")
+        .user("bob", "Bob#Pass1")
+        .build();
+    root2
+        .run(&["recover", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
+    assert_eq!(
+        fixture_verify_as(&root2, 1001, "alice", NEW),
+        1,
+        "bob may not verify alice"
+    );
 }
 
 #[test]
@@ -262,7 +364,8 @@ fn a_failed_verify_is_delayed() {
         .user("alice", "Old#Pass1")
         .config(&fixture::FAST_CONFIG.replace("failure_delay_ms = 0", "failure_delay_ms = 400"))
         .build();
-    root.run(&["recover", "alice", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["recover", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
     let started = std::time::Instant::now();
     assert_eq!(root.verify("alice", "Wrong#Pass1"), 1);
     assert!(started.elapsed() >= std::time::Duration::from_millis(400));
@@ -282,18 +385,57 @@ fn bad_input_is_refused_and_changes_nothing() {
     let before = root.shadow();
     let long = "x".repeat(1 << 20);
     let cases: Vec<(Vec<&str>, Vec<u8>, i32, &str)> = vec![
-        (vec!["passwd", "nobody", "--stdin"], b"Pass#1234\n".to_vec(), 6, "does not exist"),
-        (vec!["passwd", "al:ice", "--stdin"], b"Pass#1234\n".to_vec(), 6, "not a valid user name"),
-        (vec!["passwd", "al\nice", "--stdin"], b"Pass#1234\n".to_vec(), 6, "not a valid user name"),
-        (vec!["passwd", "alice", "--stdin"], b"\n".to_vec(), 6, "empty"),
-        (vec!["passwd", "alice", "--stdin"], b"".to_vec(), 6, "ended before the password"),
-        (vec!["passwd", "alice", "--stdin"], b"a\0b\n".to_vec(), 6, "NUL"),
-        (vec!["passwd", "alice", "--stdin"], long.into_bytes(), 6, "longer than 4096 bytes"),
+        (
+            vec!["passwd", "nobody", "--stdin"],
+            b"Pass#1234\n".to_vec(),
+            6,
+            "does not exist",
+        ),
+        (
+            vec!["passwd", "al:ice", "--stdin"],
+            b"Pass#1234\n".to_vec(),
+            6,
+            "not a valid user name",
+        ),
+        (
+            vec!["passwd", "al\nice", "--stdin"],
+            b"Pass#1234\n".to_vec(),
+            6,
+            "not a valid user name",
+        ),
+        (
+            vec!["passwd", "alice", "--stdin"],
+            b"\n".to_vec(),
+            6,
+            "empty",
+        ),
+        (
+            vec!["passwd", "alice", "--stdin"],
+            b"".to_vec(),
+            6,
+            "ended before the password",
+        ),
+        (
+            vec!["passwd", "alice", "--stdin"],
+            b"a\0b\n".to_vec(),
+            6,
+            "NUL",
+        ),
+        (
+            vec!["passwd", "alice", "--stdin"],
+            long.into_bytes(),
+            6,
+            "longer than 511 bytes",
+        ),
         (vec!["frobnicate"], vec![], 2, "unrecognized subcommand"),
         (vec!["passwd", "--bogus"], vec![], 2, "unexpected argument"),
     ];
     for (args, stdin, code, message) in cases {
-        let out = root.run_bytes(&args, &stdin).code(code).get_output().clone();
+        let out = root
+            .run_bytes(&args, &stdin)
+            .code(code)
+            .get_output()
+            .clone();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
@@ -304,15 +446,24 @@ fn bad_input_is_refused_and_changes_nothing() {
 #[test]
 fn a_non_utf8_password_is_accepted_as_bytes() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
-    root.run_bytes(&["passwd", "alice", "--stdin"], b"caf\xe9#Pass1\n").success();
-    assert_eq!(root.run_bytes(&["verify", "alice", "--stdin"], b"caf\xe9#Pass1\n").get_output().status.code(), Some(0));
+    root.run_bytes(&["passwd", "alice", "--stdin"], b"caf\xe9#Pass1\n")
+        .success();
+    assert_eq!(
+        root.run_bytes(&["verify", "alice", "--stdin"], b"caf\xe9#Pass1\n")
+            .get_output()
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 #[test]
 fn a_missing_shadow_file_is_reported() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     fs::remove_file(root.file("etc/shadow")).unwrap();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).code(4).stderr(contains("is missing"));
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .code(4)
+        .stderr(contains("is missing"));
 }
 
 #[test]
@@ -323,7 +474,9 @@ fn an_unsafe_store_directory_is_refused() {
     fs::create_dir_all(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
     let before = root.shadow();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).code(7).stderr(contains("writable by other users"));
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .code(7)
+        .stderr(contains("writable by other users"));
     assert_eq!(root.shadow(), before);
 
     fs::remove_dir(&dir).unwrap();
@@ -331,7 +484,9 @@ fn an_unsafe_store_directory_is_refused() {
     fs::create_dir(&elsewhere).unwrap();
     fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).code(7).stderr(contains("symbolic link"));
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .code(7)
+        .stderr(contains("symbolic link"));
     assert_eq!(root.shadow(), before);
 }
 
@@ -346,7 +501,9 @@ fn a_corrupt_store_is_refused_not_overwritten() {
     }
     fs::write(dir.join("credsync.db"), &garbage).unwrap();
     let before = root.shadow();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).code(7).stderr(contains("corrupt"));
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .code(7)
+        .stderr(contains("corrupt"));
     assert_eq!(fs::read(dir.join("credsync.db")).unwrap(), garbage);
     assert_eq!(root.shadow(), before);
 }
@@ -354,7 +511,8 @@ fn a_corrupt_store_is_refused_not_overwritten() {
 #[test]
 fn the_store_is_created_private() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
     assert_eq!(root.mode("var/lib/credsync").2, 0o700);
     assert_eq!(root.mode("var/lib/credsync/credsync.db").2, 0o600);
 }
@@ -363,13 +521,24 @@ fn the_store_is_created_private() {
 fn secrets_never_reach_the_output() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let secret = "Very#Secret#Value9";
-    for args in [&["passwd", "alice", "--stdin"][..], &["--json", "passwd", "alice", "--stdin"], &["verify", "alice", "--stdin"]] {
+    for args in [
+        &["passwd", "alice", "--stdin"][..],
+        &["--json", "passwd", "alice", "--stdin"],
+        &["verify", "alice", "--stdin"],
+    ] {
         let out = root.run(args, &format!("{secret}\n")).get_output().clone();
         let all = [out.stdout, out.stderr].concat();
         assert!(!String::from_utf8_lossy(&all).contains(secret), "{args:?}");
     }
-    let status = root.run(&["--json", "status"], "").get_output().stdout.clone();
-    assert!(!String::from_utf8_lossy(&status).contains("$6$"), "no hash in status");
+    let status = root
+        .run(&["--json", "status"], "")
+        .get_output()
+        .stdout
+        .clone();
+    assert!(
+        !String::from_utf8_lossy(&status).contains("$6$"),
+        "no hash in status"
+    );
 }
 
 #[test]
@@ -383,21 +552,32 @@ fn a_held_password_lock_makes_credsync_exit_busy() {
         .spawn()
         .expect("python3 is needed to hold a POSIX lock");
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     assert_eq!(line.trim(), "held");
     let before = root.shadow();
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).code(5).stderr(contains("locked"));
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .code(5)
+        .stderr(contains("locked"));
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert_eq!(root.shadow(), before);
-    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n")).success();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
 }
 
 #[test]
 fn help_and_version_read_like_a_system_tool() {
     let root = Fixture::new().build();
-    root.run(&["--help"], "").success().stdout(contains("recover"));
-    root.run(&["--version"], "").success().stdout(contains("credsync"));
+    root.run(&["--help"], "")
+        .success()
+        .stdout(contains("recover"));
+    root.run(&["--version"], "")
+        .success()
+        .stdout(contains("credsync"));
 }
 
 // ---- helpers ---------------------------------------------------------------------------
@@ -405,11 +585,18 @@ fn help_and_version_read_like_a_system_tool() {
 /// Does libcrypt accept `password` against the hash now in `user`'s shadow line?
 fn linux_accepts(root: &fixture::Root, user: &str, password: &str) -> bool {
     let hash = credsync::system::crypt::LinuxHash::from_field(&root.shadow_field(user, 2)).unwrap();
-    credsync::system::crypt::verify(&credsync::secret::Password::new(password.as_bytes().to_vec()).unwrap(), &hash)
+    credsync::system::crypt::verify(
+        &credsync::secret::Password::new(password.as_bytes().to_vec()).unwrap(),
+        &hash,
+    )
 }
 
 fn fixture_verify_as(root: &fixture::Root, uid: u32, user: &str, password: &str) -> i32 {
-    root.run_as(uid, &["verify", user, "--stdin"], &format!("{password}\n")).get_output().status.code().unwrap()
+    root.run_as(uid, &["verify", user, "--stdin"], &format!("{password}\n"))
+        .get_output()
+        .status
+        .code()
+        .unwrap()
 }
 
 fn insert_intent(root: &fixture::Root, user: &str, old: &str, new: &str) {

@@ -32,12 +32,20 @@ fn hash_method(ctx: &Context) -> Result<HashMethod, Error> {
 }
 
 fn provenance(ctx: &Context, source: Source) -> Provenance {
-    Provenance { at: ctx.now, by: ctx.caller.name.to_string(), source }
+    Provenance {
+        at: ctx.now,
+        by: ctx.caller.name.to_string(),
+        source,
+    }
 }
 
 fn refuse(ctx: &Context, user: &str, why: &str) -> Error {
-    audit::log(Event::Refused { user, by: ctx.caller.name.as_str(), why });
-    Error::Denied(format!("{why}"))
+    audit::log(Event::Refused {
+        user,
+        by: ctx.caller.name.as_str(),
+        why,
+    });
+    Error::Denied(why.to_owned())
 }
 
 fn say(ctx: &Context, text: &str) {
@@ -52,10 +60,18 @@ pub fn passwd(ctx: &Context, user: Option<&str>, stdin: bool, expire: bool) -> R
         None => ctx.caller.name.clone(),
     };
     if !ctx.caller.may_manage(&target) {
-        return Err(refuse(ctx, target.as_str(), "you may change only your own password"));
+        return Err(refuse(
+            ctx,
+            target.as_str(),
+            "you may change only your own password",
+        ));
     }
     if expire && !ctx.caller.is_root() {
-        return Err(refuse(ctx, target.as_str(), "only root may force a password change"));
+        return Err(refuse(
+            ctx,
+            target.as_str(),
+            "only root may force a password change",
+        ));
     }
     let mut input = Input::new(stdin);
     say(ctx, LOGOUT_WARNING);
@@ -66,11 +82,20 @@ pub fn passwd(ctx: &Context, user: Option<&str>, stdin: bool, expire: bool) -> R
     let password = input.new_password()?;
     say(ctx, "✔ Modifying password...");
     let request = Request {
-        changes: vec![NewPassword { user: target.clone(), password }],
+        changes: vec![NewPassword {
+            user: target.clone(),
+            password,
+        }],
         must_change: expire,
         provenance: provenance(ctx, Source::Passwd),
     };
-    change::apply(&ctx.paths, &ctx.config, &hash_method(ctx)?, ctx.store_owner, request)?;
+    change::apply(
+        &ctx.paths,
+        &ctx.config,
+        &hash_method(ctx)?,
+        ctx.store_owner,
+        request,
+    )?;
     say(ctx, "Password updated successfully");
     report::changed(ctx, &[target]);
     Ok(())
@@ -92,7 +117,11 @@ fn authenticate_current(ctx: &Context, user: &UserName, current: &Password) -> R
             .map_err(Error::from)
     };
     if let Err(e) = &result {
-        audit::log(Event::Refused { user: user.as_str(), by: ctx.caller.name.as_str(), why: &e.to_string() });
+        audit::log(Event::Refused {
+            user: user.as_str(),
+            by: ctx.caller.name.as_str(),
+            why: &e.to_string(),
+        });
     }
     result
 }
@@ -100,21 +129,41 @@ fn authenticate_current(ctx: &Context, user: &UserName, current: &Password) -> R
 pub fn recover(ctx: &Context, user: &str, stdin: bool, expire: bool) -> Result<(), Error> {
     let target = user_name(user)?;
     if !ctx.caller.is_root() {
-        return Err(refuse(ctx, target.as_str(), "only root may recover a password"));
+        return Err(refuse(
+            ctx,
+            target.as_str(),
+            "only root may recover a password",
+        ));
     }
     let mut input = Input::new(stdin);
-    say(ctx, &format!("Recovering the password of '{target}' in the Linux account and the application record."));
+    say(
+        ctx,
+        &format!(
+            "Recovering the password of '{target}' in the Linux account and the application record."
+        ),
+    );
     say(ctx, LOGOUT_WARNING);
     let password = input.new_password()?;
     say(ctx, "✔ Modifying password...");
     let request = Request {
-        changes: vec![NewPassword { user: target.clone(), password }],
+        changes: vec![NewPassword {
+            user: target.clone(),
+            password,
+        }],
         must_change: expire,
         provenance: provenance(ctx, Source::Recover),
     };
-    change::apply(&ctx.paths, &ctx.config, &hash_method(ctx)?, ctx.store_owner, request)?;
+    change::apply(
+        &ctx.paths,
+        &ctx.config,
+        &hash_method(ctx)?,
+        ctx.store_owner,
+        request,
+    )?;
     faillock::reset(&ctx.paths, &target).map_err(|e| {
-        Error::Failure(format!("the password was recovered, but the failure tally could not be cleared: {e}"))
+        Error::Failure(format!(
+            "the password was recovered, but the failure tally could not be cleared: {e}"
+        ))
     })?;
     say(ctx, "Password updated successfully");
     report::changed(ctx, &[target]);
@@ -125,8 +174,18 @@ pub fn import(ctx: &Context, expire: bool) -> Result<(), Error> {
     ctx.caller.require_root("import passwords")?;
     let changes = parse_import(&mut std::io::stdin().lock())?;
     let users: Vec<UserName> = changes.iter().map(|c| c.user.clone()).collect();
-    let request = Request { changes, must_change: expire, provenance: provenance(ctx, Source::Import) };
-    change::apply(&ctx.paths, &ctx.config, &hash_method(ctx)?, ctx.store_owner, request)?;
+    let request = Request {
+        changes,
+        must_change: expire,
+        provenance: provenance(ctx, Source::Import),
+    };
+    change::apply(
+        &ctx.paths,
+        &ctx.config,
+        &hash_method(ctx)?,
+        ctx.store_owner,
+        request,
+    )?;
     say(ctx, &format!("{} password(s) changed", users.len()));
     report::changed(ctx, &users);
     Ok(())
@@ -153,11 +212,14 @@ pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<NewPassword>, Error
             .ok()
             .and_then(|name| UserName::parse(name).ok())
             .ok_or_else(|| bad_line(number, "invalid user name"))?;
-        let password = Password::new(line[colon + 1..].to_vec()).map_err(|e| bad_line(number, &e.to_string()))?;
+        let password = Password::new(line[colon + 1..].to_vec())
+            .map_err(|e| bad_line(number, &e.to_string()))?;
         changes.push(NewPassword { user, password });
     }
     if changes.is_empty() {
-        return Err(Error::Invalid("no user:password lines on standard input; nothing was changed".into()));
+        return Err(Error::Invalid(
+            "no user:password lines on standard input; nothing was changed".into(),
+        ));
     }
     Ok(changes)
 }
@@ -174,7 +236,14 @@ pub fn sync(ctx: &Context, dry_run: bool) -> Result<(), Error> {
         let records = store.records()?;
         let pending: Vec<UserName> = store.intents()?.into_iter().map(|i| i.user).collect();
         let states = reconcile::states(&records, &shadow, &pending);
-        records.into_iter().zip(states).map(|(r, drift)| reconcile::Finding { user: r.user, drift }).collect()
+        records
+            .into_iter()
+            .zip(states)
+            .map(|(r, drift)| reconcile::Finding {
+                user: r.user,
+                drift,
+            })
+            .collect()
     } else {
         let mut stores = Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner)?;
         reconcile::sync(&mut stores, ctx.now, false)?
@@ -192,7 +261,11 @@ pub fn status(ctx: &Context, user: Option<&str>) -> Result<(), Error> {
     if let Some(target) = &only
         && !ctx.caller.may_manage(target)
     {
-        return Err(refuse(ctx, target.as_str(), "you may see only your own status"));
+        return Err(refuse(
+            ctx,
+            target.as_str(),
+            "you may see only your own status",
+        ));
     }
     let store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
     let shadow = shadow::read_unlocked(&ctx.paths)?;
@@ -212,7 +285,11 @@ pub fn status(ctx: &Context, user: Option<&str>) -> Result<(), Error> {
 pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
     let target = user_name(user)?;
     if !ctx.caller.may_verify(&target, &ctx.config.verify.groups) {
-        return Err(refuse(ctx, target.as_str(), "you may verify only your own password"));
+        return Err(refuse(
+            ctx,
+            target.as_str(),
+            "you may verify only your own password",
+        ));
     }
     let password = Input::new(stdin).password("Password: ")?;
     let mut store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
@@ -229,7 +306,11 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
             // Adopted from Linux: check the crypt hash, and derive the Argon2id
             // hash now that the password is known.
             None if crypt::verify(&password, &r.linux_hash) => {
-                let phc = ctx.config.argon2.hash(&password).map_err(|e| Error::Failure(e.to_string()))?;
+                let phc = ctx
+                    .config
+                    .argon2
+                    .hash(&password)
+                    .map_err(|e| Error::Failure(e.to_string()))?;
                 store.rederive(&target, &r.linux_hash, &phc)?;
                 true
             }
@@ -237,7 +318,10 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
         },
     };
     if !matches {
-        audit::log(Event::VerifyFailed { user: &target, by: ctx.caller.name.as_str() });
+        audit::log(Event::VerifyFailed {
+            user: &target,
+            by: ctx.caller.name.as_str(),
+        });
         std::thread::sleep(Duration::from_millis(ctx.config.verify.failure_delay_ms));
         return Err(Error::AuthFailed);
     }

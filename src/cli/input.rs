@@ -16,14 +16,18 @@ pub struct Input<R> {
 
 impl Input<std::io::StdinLock<'static>> {
     pub fn new(use_stdin: bool) -> Self {
-        Input { lines: use_stdin.then(|| std::io::stdin().lock()) }
+        Input {
+            lines: use_stdin.then(|| std::io::stdin().lock()),
+        }
     }
 }
 
 impl<R: BufRead> Input<R> {
     #[cfg(test)]
     pub fn from_reader(reader: R) -> Self {
-        Input { lines: Some(reader) }
+        Input {
+            lines: Some(reader),
+        }
     }
 
     pub fn is_interactive(&self) -> bool {
@@ -36,7 +40,8 @@ impl<R: BufRead> Input<R> {
             Some(reader) => read_line(reader)?,
             None => ask(prompt)?,
         };
-        Password::new(std::mem::take(&mut *bytes)).map_err(|e| Error::Invalid(format!("{e}; nothing was changed")))
+        Password::new(std::mem::take(&mut *bytes))
+            .map_err(|e| Error::Invalid(format!("{e}; nothing was changed")))
     }
 
     /// A new password, confirmed when asked interactively (not with `--stdin`).
@@ -45,7 +50,9 @@ impl<R: BufRead> Input<R> {
         if self.is_interactive() {
             let again = self.password("Confirm: ")?;
             if !first.same_as(&again) {
-                return Err(Error::Invalid("the passwords do not match; nothing was changed".into()));
+                return Err(Error::Invalid(
+                    "the passwords do not match; nothing was changed".into(),
+                ));
             }
         }
         Ok(first)
@@ -61,7 +68,9 @@ pub fn read_line(reader: &mut impl BufRead) -> Result<Zeroizing<Vec<u8>>, Error>
         .read_until(b'\n', &mut line)
         .map_err(|e| Error::Failure(format!("cannot read standard input: {e}")))?;
     if line.is_empty() {
-        return Err(Error::Invalid("standard input ended before the password; nothing was changed".into()));
+        return Err(Error::Invalid(
+            "standard input ended before the password; nothing was changed".into(),
+        ));
     }
     if line.last() == Some(&b'\n') {
         line.pop();
@@ -83,10 +92,12 @@ fn ask(prompt: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
             Err(Error::Failure("interrupted; nothing was changed".into()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            Err(Error::Invalid("the password typed is not valid text; use --stdin for raw bytes".into()))
-        }
-        Err(_) => Err(Error::Usage("no terminal to ask for the password on; use --stdin".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(Error::Invalid(
+            "the password typed is not valid text; use --stdin for raw bytes".into(),
+        )),
+        Err(_) => Err(Error::Usage(
+            "no terminal to ask for the password on; use --stdin".into(),
+        )),
     }
 }
 

@@ -38,13 +38,26 @@ pub fn main() -> ExitCode {
 /// Help and version go to stdout with success; a usage error is one line.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = e.print();
-        let code = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { exit::USAGE } else { exit::SUCCESS };
+        let code = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            exit::USAGE
+        } else {
+            exit::SUCCESS
+        };
         return ExitCode::from(code);
     }
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid usage").trim_start_matches("error: ");
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid usage")
+        .trim_start_matches("error: ");
     eprintln!("credsync: {first}; see 'credsync --help'");
     ExitCode::from(exit::USAGE)
 }
@@ -68,16 +81,27 @@ fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
     let paths = match &cli.root {
         None => Paths::system(),
         Some(_) if invoker.elevated => {
-            return Err(Error::Denied("--root is not allowed when credsync runs setuid".into()));
+            return Err(Error::Denied(
+                "--root is not allowed when credsync runs setuid".into(),
+            ));
         }
         Some(dir) => Paths::under(dir),
     };
     let config = Config::load(&paths.config())?;
     let caller = Caller::identify(&paths, invoker.real_uid)?;
-    let ctx = Context { paths, config, caller, json: cli.json, store_owner: invoker.effective_uid, now: Now::read() };
+    let ctx = Context {
+        paths,
+        config,
+        caller,
+        json: cli.json,
+        store_owner: invoker.effective_uid,
+        now: Now::read(),
+    };
     match cli.command {
         Command::Passwd(a) => commands::passwd(&ctx, a.user.as_deref(), a.stdin, a.expire),
-        Command::Set { what: SetWhat::Password { stdin } } => commands::passwd(&ctx, None, stdin, false),
+        Command::Set {
+            what: SetWhat::Password { stdin },
+        } => commands::passwd(&ctx, None, stdin, false),
         Command::Recover(a) => commands::recover(&ctx, &a.user, a.stdin, a.expire),
         Command::Sync { dry_run } => commands::sync(&ctx, dry_run),
         Command::Status { user } => commands::status(&ctx, user.as_deref()),

@@ -38,20 +38,38 @@ fn action(drift: Drift, dry_run: bool) -> &'static str {
 pub fn sync(ctx: &Context, findings: &[Finding], dry_run: bool) {
     let lines: Vec<SyncLine<'_>> = findings
         .iter()
-        .map(|f| SyncLine { user: f.user.as_str(), state: f.drift.as_str(), action: action(f.drift, dry_run) })
+        .map(|f| SyncLine {
+            user: f.user.as_str(),
+            state: f.drift.as_str(),
+            action: action(f.drift, dry_run),
+        })
         .collect();
     if ctx.json {
-        println!("{}", serde_json::to_string(&lines).expect("plain data serialises"));
+        println!(
+            "{}",
+            serde_json::to_string(&lines).expect("plain data serialises")
+        );
         return;
     }
-    let drifted = lines.iter().filter(|l| l.state != Drift::InSync.as_str()).count();
+    let drifted = lines
+        .iter()
+        .filter(|l| l.state != Drift::InSync.as_str())
+        .count();
     for line in lines.iter().filter(|l| l.state != Drift::InSync.as_str()) {
         println!("{}: {}: {}", line.user, line.state, line.action);
     }
     for f in findings.iter().filter(|f| f.drift == Drift::NoAccount) {
-        eprintln!("credsync: warning: '{}' is managed but has no Linux account", f.user);
+        eprintln!(
+            "credsync: warning: '{}' is managed but has no Linux account",
+            f.user
+        );
     }
-    println!("{} managed account(s), {} in sync, {} drifted", lines.len(), lines.len() - drifted, drifted);
+    println!(
+        "{} managed account(s), {} in sync, {} drifted",
+        lines.len(),
+        lines.len() - drifted,
+        drifted
+    );
 }
 
 #[derive(Serialize)]
@@ -85,17 +103,25 @@ pub fn status(ctx: &Context, records: &[Record], states: &[Drift], asked: Option
         })
         .collect();
     if ctx.json {
-        println!("{}", serde_json::to_string(&lines).expect("plain data serialises"));
+        println!(
+            "{}",
+            serde_json::to_string(&lines).expect("plain data serialises")
+        );
         return;
     }
     if lines.is_empty() {
         match asked {
-            Some(user) => println!("{user}: not managed by credsync (no change made through it yet)"),
+            Some(user) => {
+                println!("{user}: not managed by credsync (no change made through it yet)")
+            }
             None => println!("no account is managed by credsync yet"),
         }
         return;
     }
-    println!("{:<20} {:<13} {:<21} {:<8} {:<12} {:>5} {}", "USER", "STATE", "CHANGED", "SOURCE", "BY", "EPOCH", "MUST-CHANGE");
+    println!(
+        "{:<20} {:<13} {:<21} {:<8} {:<12} {:>5} MUST-CHANGE",
+        "USER", "STATE", "CHANGED", "SOURCE", "BY", "EPOCH"
+    );
     for l in &lines {
         println!(
             "{:<20} {:<13} {:<21} {:<8} {:<12} {:>5} {}",

@@ -67,13 +67,20 @@ mod tests {
     use super::*;
 
     fn cheap() -> Argon2Cost {
-        Argon2Cost { memory_kib: 64, iterations: 1, parallelism: 1 }
+        Argon2Cost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
     }
 
     #[test]
     fn default_cost_is_the_argon2_crates() {
         let cost = Argon2Cost::default();
-        assert_eq!((cost.memory_kib, cost.iterations, cost.parallelism), (19456, 2, 1));
+        assert_eq!(
+            (cost.memory_kib, cost.iterations, cost.parallelism),
+            (19456, 2, 1)
+        );
     }
 
     #[test]
@@ -82,13 +89,20 @@ mod tests {
         let phc = cheap().hash(&pw).unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
         assert!(verify(&pw, &phc));
-        assert!(!verify(&Password::new(b"correct hors".to_vec()).unwrap(), &phc));
+        assert!(!verify(
+            &Password::new(b"correct hors".to_vec()).unwrap(),
+            &phc
+        ));
         assert!(!verify(&pw, "not a phc string"));
     }
 
     #[test]
     fn invalid_cost_is_refused_before_hashing() {
-        let bad = Argon2Cost { memory_kib: 1, iterations: 0, parallelism: 1 };
+        let bad = Argon2Cost {
+            memory_kib: 1,
+            iterations: 0,
+            parallelism: 1,
+        };
         assert!(bad.validate().is_err());
     }
 }

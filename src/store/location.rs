@@ -55,20 +55,33 @@ fn check(path: &Path, meta: &fs::Metadata, owner: u32, want_dir: bool) -> Result
     } else if !want_dir && !kind.is_file() {
         Some("is not a regular file".to_owned())
     } else if meta.uid() != owner {
-        Some(format!("is owned by uid {} instead of uid {owner}", meta.uid()))
+        Some(format!(
+            "is owned by uid {} instead of uid {owner}",
+            meta.uid()
+        ))
     } else if meta.mode() & 0o022 != 0 {
-        Some(format!("is writable by other users (mode {:04o})", meta.mode() & 0o7777))
+        Some(format!(
+            "is writable by other users (mode {:04o})",
+            meta.mode() & 0o7777
+        ))
     } else {
         None
     };
     match problem {
-        Some(problem) => Err(StoreError::Unsafe { path: path.display().to_string(), problem }),
+        Some(problem) => Err(StoreError::Unsafe {
+            path: path.display().to_string(),
+            problem,
+        }),
         None => Ok(()),
     }
 }
 
 fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::Io { action, path: path.display().to_string(), source }
+    StoreError::Io {
+        action,
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -128,10 +141,23 @@ mod tests {
         let dir = tmp.path().join("credsync");
         DirBuilder::new().mode(0o700).create(&dir).unwrap();
         std::os::unix::fs::symlink("/dev/null", dir.join(DB_FILE)).unwrap();
-        assert!(prepare(&dir, me()).unwrap_err().to_string().contains("symbolic link"));
+        assert!(
+            prepare(&dir, me())
+                .unwrap_err()
+                .to_string()
+                .contains("symbolic link")
+        );
         fs::remove_file(dir.join(DB_FILE)).unwrap();
-        nix::unistd::mkfifo(&dir.join(DB_FILE), nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .unwrap();
-        assert!(prepare(&dir, me()).unwrap_err().to_string().contains("not a regular file"));
+        nix::unistd::mkfifo(
+            &dir.join(DB_FILE),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert!(
+            prepare(&dir, me())
+                .unwrap_err()
+                .to_string()
+                .contains("not a regular file")
+        );
     }
 }

@@ -53,13 +53,23 @@ CREATE TABLE IF NOT EXISTS intent (
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("refusing to use the credential store: {path} {problem}; fix its ownership and mode (root, 0700 for the directory, 0600 for the file)")]
+    #[error(
+        "refusing to use the credential store: {path} {problem}; fix its ownership and mode (root, 0700 for the directory, 0600 for the file)"
+    )]
     Unsafe { path: String, problem: String },
     #[error("cannot {action} {path}: {source}")]
-    Io { action: &'static str, path: String, source: std::io::Error },
-    #[error("the credential store {path} is unreadable or corrupt ({detail}); restore it from a backup — credsync will not overwrite it")]
+    Io {
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the credential store {path} is unreadable or corrupt ({detail}); restore it from a backup — credsync will not overwrite it"
+    )]
     Corrupt { path: String, detail: String },
-    #[error("the credential store {path} was written by a newer credsync (schema {found}, this one knows {SCHEMA_VERSION})")]
+    #[error(
+        "the credential store {path} was written by a newer credsync (schema {found}, this one knows {SCHEMA_VERSION})"
+    )]
     TooNew { path: String, found: i64 },
     #[error("the credential store is busy; try again")]
     Busy,
@@ -152,13 +162,22 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn = Connection::open_with_flags(&db, flags)?;
-        let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: path.clone(), detail: e.to_string() };
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
         conn.busy_timeout(Duration::from_secs(15))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(corrupt)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path, found: version });
+            return Err(StoreError::TooNew {
+                path,
+                found: version,
+            });
         }
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(corrupt)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         if version < SCHEMA_VERSION {
             conn.execute_batch(SCHEMA).map_err(corrupt)?;
@@ -172,20 +191,37 @@ impl Store {
     }
 
     pub fn records(&self) -> Result<Vec<Record>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT * FROM record ORDER BY user")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM record ORDER BY user")?;
         let rows = stmt.query_map([], record_from_row)?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+        Ok(rows
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     pub fn record(&self, user: &UserName) -> Result<Option<Record>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT * FROM record WHERE user = ?1")?;
-        Ok(stmt.query_row([user.as_str()], record_from_row).optional()?.flatten())
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM record WHERE user = ?1")?;
+        Ok(stmt
+            .query_row([user.as_str()], record_from_row)
+            .optional()?
+            .flatten())
     }
 
     pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT * FROM intent ORDER BY user")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM intent ORDER BY user")?;
         let rows = stmt.query_map([], intent_from_row)?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+        Ok(rows
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// Previous Argon2id hashes of `user`, newest first (for the history policy).
@@ -266,7 +302,12 @@ impl Store {
 
     /// Fills in the Argon2id hash of an adopted record, if the record still holds
     /// the Linux hash the password was checked against.
-    pub fn rederive(&mut self, user: &UserName, checked: &LinuxHash, app_hash: &str) -> Result<(), StoreError> {
+    pub fn rederive(
+        &mut self,
+        user: &UserName,
+        checked: &LinuxHash,
+        app_hash: &str,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE record SET app_hash = ?1 WHERE user = ?2 AND linux_hash = ?3 AND app_hash IS NULL",
             params![app_hash, user.as_str(), checked.as_str()],
@@ -288,7 +329,12 @@ fn replace_record(tx: &Transaction<'_>, record: &Record, at: Now) -> Result<(), 
     let epoch = match previous {
         Some((app_hash, linux_hash, epoch)) => {
             tx.prepare_cached("INSERT INTO history VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![record.user.as_str(), app_hash, linux_hash, at.unix_secs])?;
+                .execute(params![
+                    record.user.as_str(),
+                    app_hash,
+                    linux_hash,
+                    at.unix_secs
+                ])?;
             epoch + 1
         }
         None => 1,
@@ -313,7 +359,8 @@ fn replace_record(tx: &Transaction<'_>, record: &Record, at: Now) -> Result<(), 
 fn record_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Record>> {
     let user: String = r.get("user")?;
     let linux: String = r.get("linux_hash")?;
-    let (Ok(user), Some(linux_hash)) = (UserName::parse(&user), LinuxHash::from_field(&linux)) else {
+    let (Ok(user), Some(linux_hash)) = (UserName::parse(&user), LinuxHash::from_field(&linux))
+    else {
         return Ok(None);
     };
     Ok(Some(Record {
@@ -333,9 +380,11 @@ fn intent_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Intent>> {
     let user: String = r.get("user")?;
     let old: String = r.get("old_linux")?;
     let new: String = r.get("new_linux")?;
-    let (Ok(user), Some(old_linux), Some(new_linux)) =
-        (UserName::parse(&user), LinuxHash::from_field(&old), LinuxHash::from_field(&new))
-    else {
+    let (Ok(user), Some(old_linux), Some(new_linux)) = (
+        UserName::parse(&user),
+        LinuxHash::from_field(&old),
+        LinuxHash::from_field(&new),
+    ) else {
         return Ok(None);
     };
     Ok(Some(Intent {
@@ -344,7 +393,10 @@ fn intent_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Intent>> {
         new_linux,
         app_hash: r.get("app_hash")?,
         provenance: Provenance {
-            at: Now { day: r.get("changed_day")?, unix_secs: r.get("changed_at")? },
+            at: Now {
+                day: r.get("changed_day")?,
+                unix_secs: r.get("changed_at")?,
+            },
             by: r.get("changed_by")?,
             source: Source::parse(&r.get::<_, String>("source")?),
         },
@@ -366,7 +418,11 @@ mod tests {
             old_linux: LinuxHash::from_field(old).unwrap(),
             new_linux: LinuxHash::from_field(new).unwrap(),
             app_hash: format!("$argon2id$for-{new}"),
-            provenance: Provenance { at: Now::at(day * 86_400), by: "root".into(), source: Source::Passwd },
+            provenance: Provenance {
+                at: Now::at(day * 86_400),
+                by: "root".into(),
+                source: Source::Passwd,
+            },
             must_change: false,
         }
     }
@@ -381,7 +437,10 @@ mod tests {
         assert_eq!(store.intents().unwrap(), vec![i.clone()]);
         store.complete_intents(&[i]).unwrap();
         assert!(store.intents().unwrap().is_empty());
-        let record = store.record(&UserName::parse("alice").unwrap()).unwrap().unwrap();
+        let record = store
+            .record(&UserName::parse("alice").unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(record.linux_hash.as_str(), "$6$new");
         assert_eq!(record.changed_day, 20_000);
         assert_eq!(record.session_epoch, 1);
@@ -392,11 +451,16 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut store = open(&tmp);
         for (n, new) in ["$6$a", "$6$b", "$6$c"].iter().enumerate() {
-            store.complete_intents(&[intent("bob", "$6$x", new, 20_000 + n as i64)]).unwrap();
+            store
+                .complete_intents(&[intent("bob", "$6$x", new, 20_000 + n as i64)])
+                .unwrap();
         }
         let bob = UserName::parse("bob").unwrap();
         assert_eq!(store.record(&bob).unwrap().unwrap().session_epoch, 3);
-        assert_eq!(store.history(&bob).unwrap(), vec!["$argon2id$for-$6$b", "$argon2id$for-$6$a"]);
+        assert_eq!(
+            store.history(&bob).unwrap(),
+            vec!["$argon2id$for-$6$b", "$argon2id$for-$6$a"]
+        );
     }
 
     #[test]
@@ -415,11 +479,24 @@ mod tests {
             session_epoch: 0,
             must_change: false,
         };
-        store.adopt(std::slice::from_ref(&adopted), Now::at(0)).unwrap();
-        store.rederive(&carol, &LinuxHash::from_field("$y$other").unwrap(), "$argon2id$x").unwrap();
+        store
+            .adopt(std::slice::from_ref(&adopted), Now::at(0))
+            .unwrap();
+        store
+            .rederive(
+                &carol,
+                &LinuxHash::from_field("$y$other").unwrap(),
+                "$argon2id$x",
+            )
+            .unwrap();
         assert_eq!(store.record(&carol).unwrap().unwrap().app_hash, None);
-        store.rederive(&carol, &adopted.linux_hash, "$argon2id$x").unwrap();
-        assert_eq!(store.record(&carol).unwrap().unwrap().app_hash.as_deref(), Some("$argon2id$x"));
+        store
+            .rederive(&carol, &adopted.linux_hash, "$argon2id$x")
+            .unwrap();
+        assert_eq!(
+            store.record(&carol).unwrap().unwrap().app_hash.as_deref(),
+            Some("$argon2id$x")
+        );
     }
 
     #[test]
@@ -432,7 +509,9 @@ mod tests {
         let _ = std::fs::remove_file(dir.join("credsync.db-shm"));
         let garbage = vec![0x5au8; 8192];
         std::fs::write(&db, &garbage).unwrap();
-        let err = Store::open(&dir, nix::unistd::geteuid().as_raw()).err().unwrap();
+        let err = Store::open(&dir, nix::unistd::geteuid().as_raw())
+            .err()
+            .unwrap();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert_eq!(std::fs::read(&db).unwrap(), garbage);
     }

@@ -32,7 +32,11 @@ fn configured_dir(conf: &str) -> Option<String> {
 /// Clears the tally. A missing file means there is nothing to clear.
 pub fn reset(paths: &Paths, user: &UserName) -> std::io::Result<()> {
     let path = tally_path(paths, user);
-    match std::fs::OpenOptions::new().write(true).truncate(true).open(&path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+    {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
@@ -46,7 +50,10 @@ mod tests {
     #[test]
     fn reads_the_dir_setting_last_one_wins() {
         assert_eq!(configured_dir("# dir = /x\n"), None);
-        assert_eq!(configured_dir("deny = 3\ndir = /a\ndir=/b # c\n").as_deref(), Some("/b"));
+        assert_eq!(
+            configured_dir("deny = 3\ndir = /a\ndir=/b # c\n").as_deref(),
+            Some("/b")
+        );
     }
 
     #[test]
@@ -70,6 +77,9 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("etc/security")).unwrap();
         std::fs::write(paths.faillock_conf(), "dir = /var/lib/faillock\n").unwrap();
         let admin = UserName::parse("admin").unwrap();
-        assert_eq!(tally_path(&paths, &admin), tmp.path().join("var/lib/faillock/admin"));
+        assert_eq!(
+            tally_path(&paths, &admin),
+            tmp.path().join("var/lib/faillock/admin")
+        );
     }
 }

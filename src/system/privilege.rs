@@ -70,9 +70,11 @@ fn ensure_standard_fds() {
 
 /// Keeps only a validated TERM (for the prompt) and sets a fixed PATH and C locale.
 fn reset_environment() {
-    let term = std::env::var("TERM")
-        .ok()
-        .filter(|t| t.len() < 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b)));
+    let term = std::env::var("TERM").ok().filter(|t| {
+        t.len() < 64
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+    });
     let names: Vec<_> = std::env::vars_os().map(|(name, _)| name).collect();
     for name in names {
         // SAFETY: `harden` runs first in `main`, before any thread is spawned, so

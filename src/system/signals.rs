@@ -7,8 +7,13 @@
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
-const INTERRUPTS: [Signal; 5] =
-    [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGTSTP];
+const INTERRUPTS: [Signal; 5] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGTSTP,
+];
 
 extern "C" fn interrupt(_: libc::c_int) {}
 
@@ -19,13 +24,19 @@ pub struct Interruptible {
 
 impl Interruptible {
     pub fn new() -> Self {
-        let action = SigAction::new(SigHandler::Handler(interrupt), SaFlags::empty(), SigSet::empty());
+        let action = SigAction::new(
+            SigHandler::Handler(interrupt),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
         let previous = INTERRUPTS
             .iter()
             .filter_map(|&signal| {
                 // SAFETY: the handler is async-signal-safe (it does nothing), and
                 // the previous action is put back by Drop.
-                unsafe { sigaction(signal, &action) }.ok().map(|old| (signal, old))
+                unsafe { sigaction(signal, &action) }
+                    .ok()
+                    .map(|old| (signal, old))
             })
             .collect();
         Interruptible { previous }

@@ -186,19 +186,6 @@ fn a_panic_while_answering_pam_is_contained_and_fails_the_check() {
 }
 
 #[test]
-fn a_password_too_long_for_pam_is_reported_as_such() {
-    let long = vec![b'x'; converse::RESPONSE_SIZE];
-    let service = Service::accepting(&long, "required pam_permit.so");
-    let error = service
-        .authenticate("alice", &password(&long), remember)
-        .unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "PAM error: the password is longer than PAM accepts (512 bytes)"
-    );
-}
-
-#[test]
 fn a_missing_service_fails_closed() {
     let service = Service::with_stack("");
     std::fs::remove_file(service.path().join("credsync")).unwrap();
