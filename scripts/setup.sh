@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what building and testing credsync needs on Debian 12, when missing.
+# Sourced by demo.sh and test.sh; safe to run again.
+set -euo pipefail
+
+need_packages=(
+    libpam0g-dev   # link the PAM client
+    libcrypt-dev   # link libxcrypt (crypt_rn, crypt_gensalt_rn)
+    libpam-modules # pam_unix, pam_exec, pam_debug used by the tests
+    pamtester      # checks a password through the real PAM stack
+    passwd login   # shadow-utils: chpasswd, passwd, pwck, useradd
+    util-linux     # unshare, setpriv, findmnt for the namespace sandbox
+    python3        # holds a POSIX lock on .pwd.lock in the lock tests
+    openssl        # independent crypt hashes for the libcrypt tests
+    sqlite3        # inspecting the store by hand
+)
+
+missing=()
+for pkg in "${need_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing packages: ${missing[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo is missing; install a Rust toolchain of 1.88 or later (rustup) first" >&2
+    exit 1
+fi
+for component in clippy rustfmt; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$component" >/dev/null 2>&1 || {
+            echo "setup: cargo $component is missing and rustup could not add it" >&2
+            exit 1
+        }
+    fi
+done

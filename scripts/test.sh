@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The full test suite: formatting, lints, unit tests, the --root integration
+# tests and the namespace tests against the real PAM and shadow-utils.
+# Run as root on Debian 12 (the namespace tests need it; they fail loudly otherwise).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked
