@@ -608,3 +608,42 @@ fn insert_intent(root: &fixture::Root, user: &str, old: &str, new: &str) {
     .unwrap();
     let _ = OLD_DAY;
 }
+
+// ---- the terminal ---------------------------------------------------------------------
+
+/// Runs credsync on a pseudo-terminal (util-linux `script`), typing `keys`.
+fn on_terminal(root: &fixture::Root, args: &str, keys: &str) -> std::process::Output {
+    let bin = assert_cmd::cargo::cargo_bin("credsync");
+    let command = format!("{} --root {} {args}", bin.display(), root.path().display());
+    std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(keys.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("util-linux script runs a command on a pseudo-terminal")
+}
+
+#[test]
+fn on_a_terminal_the_new_password_is_asked_twice() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    let out = on_terminal(&root, "passwd alice", &format!("{NEW}\n{NEW}\n"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Enter a new password:") && text.contains("Confirm:"), "{text}");
+    assert_eq!(root.verify("alice", NEW), 0);
+}
+
+#[test]
+fn a_confirmation_that_differs_changes_nothing() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    let before = root.shadow();
+    let out = on_terminal(&root, "passwd alice", &format!("{NEW}\nOther#Pass2\n"));
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the passwords do not match"));
+    assert_eq!(root.shadow(), before);
+}

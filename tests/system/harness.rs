@@ -65,7 +65,11 @@ impl Outcome {
     /// Panics with everything the command printed unless it exited with `code`.
     #[track_caller]
     pub fn expect_code(self, code: i32, what: &str) -> Outcome {
-        assert_eq!(self.code, code, "{what}: expected exit {code}, got {}\n{self}", self.code);
+        assert_eq!(
+            self.code, code,
+            "{what}: expected exit {code}, got {}\n{self}",
+            self.code
+        );
         self
     }
 
@@ -77,14 +81,17 @@ impl Outcome {
 
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "--- stdout ---\n{}--- stderr ---\n{}", self.stdout, self.stderr)
+        write!(
+            f,
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            self.stdout, self.stderr
+        )
     }
 }
 
 /// An ordinary account created in the sandbox.
 #[derive(Debug, Clone)]
 pub struct Account {
-    pub name: String,
     pub uid: u32,
     pub gid: u32,
 }
@@ -105,14 +112,23 @@ struct Tools(Vec<(&'static str, PathBuf)>);
 
 impl Tools {
     fn get(&self, name: &str) -> &Path {
-        &self.0.iter().find(|(n, _)| *n == name).expect("tool listed in TOOLS").1
+        &self
+            .0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("tool listed in TOOLS")
+            .1
     }
 }
 
 /// Fails the test with a message that says what is wrong with the machine.
 #[track_caller]
 fn cannot_run(why: &str) -> ! {
-    let ci = if std::env::var_os("CI").is_some() { " (CI is set: these tests must run in CI)" } else { "" };
+    let ci = if std::env::var_os("CI").is_some() {
+        " (CI is set: these tests must run in CI)"
+    } else {
+        ""
+    };
     panic!(
         "\n*** credsync system tests CANNOT RUN{ci}: {why}\n\
          *** They need root, mount namespaces (unshare --mount) and the tools \
@@ -122,7 +138,10 @@ fn cannot_run(why: &str) -> ! {
 }
 
 fn find_tool(name: &str) -> Option<PathBuf> {
-    SYSTEM_PATH.split(':').map(|dir| Path::new(dir).join(name)).find(|p| p.is_file())
+    SYSTEM_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
 }
 
 fn preflight() -> Tools {
@@ -147,11 +166,18 @@ fn preflight() -> Tools {
 /// reach the setuid binary in it, and setuid must work there (no `nosuid`).
 /// It must not lie under a path the sandbox mounts over.
 fn sandbox_parent(tools: &Tools) -> PathBuf {
-    let candidates = [std::env::temp_dir(), PathBuf::from(env!("CARGO_TARGET_TMPDIR"))];
+    let candidates = [
+        std::env::temp_dir(),
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+    ];
     let mut rejected = Vec::new();
     for dir in candidates {
-        let Ok(dir) = dir.canonicalize() else { continue };
-        let hidden = ["/etc", "/var/lib", "/var/log", "/run"].iter().any(|m| dir.starts_with(m));
+        let Ok(dir) = dir.canonicalize() else {
+            continue;
+        };
+        let hidden = ["/etc", "/var/lib", "/var/log", "/run"]
+            .iter()
+            .any(|m| dir.starts_with(m));
         let options = Command::new(tools.get("findmnt"))
             .args(["-n", "-o", "OPTIONS", "-T"])
             .arg(&dir)
@@ -160,7 +186,9 @@ fn sandbox_parent(tools: &Tools) -> PathBuf {
             .unwrap_or_default();
         let nosuid = options.split(',').any(|o| o.trim() == "nosuid");
         let closed = dir.ancestors().find(|a| {
-            std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 == 0).unwrap_or(true)
+            std::fs::metadata(a)
+                .map(|m| m.permissions().mode() & 0o001 == 0)
+                .unwrap_or(true)
         });
         match (hidden, nosuid, closed) {
             (false, false, None) => return dir,
@@ -171,7 +199,10 @@ fn sandbox_parent(tools: &Tools) -> PathBuf {
             )),
         }
     }
-    cannot_run(&format!("no directory for a setuid binary reachable by ordinary users: {}", rejected.join("; ")))
+    cannot_run(&format!(
+        "no directory for a setuid binary reachable by ordinary users: {}",
+        rejected.join("; ")
+    ))
 }
 
 /// The namespace's setup; `$1` is the host copy of /etc. Prints `ready` and
@@ -202,8 +233,17 @@ impl Sandbox {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
 
         let etc = dir.path().join("etc");
-        let copy = Command::new("cp").arg("-a").arg("/etc").arg(&etc).output().expect("run cp");
-        assert!(copy.status.success(), "cp -a /etc failed: {}", String::from_utf8_lossy(&copy.stderr));
+        let copy = Command::new("cp")
+            .arg("-a")
+            .arg("/etc")
+            .arg(&etc)
+            .output()
+            .expect("run cp");
+        assert!(
+            copy.status.success(),
+            "cp -a /etc failed: {}",
+            String::from_utf8_lossy(&copy.stderr)
+        );
         let pam = Path::new(env!("CARGO_MANIFEST_DIR")).join("pam.d/credsync");
         std::fs::copy(&pam, etc.join("pam.d/credsync")).expect("install pam.d/credsync");
         std::fs::create_dir_all(etc.join("credsync")).unwrap();
@@ -218,7 +258,16 @@ impl Sandbox {
         std::fs::set_permissions(&credsync, std::fs::Permissions::from_mode(0o4755)).unwrap();
 
         let mut holder = Command::new(tools.get("unshare"))
-            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", HOLDER_SCRIPT, "holder"])
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+                HOLDER_SCRIPT,
+                "holder",
+            ])
             .arg(&etc)
             .env_clear()
             .env("PATH", SYSTEM_PATH)
@@ -238,7 +287,13 @@ impl Sandbox {
             ));
         }
         let holder_stdin = holder.stdin.take();
-        let sandbox = Sandbox { dir, holder, holder_stdin, credsync, tools };
+        let sandbox = Sandbox {
+            dir,
+            holder,
+            holder_stdin,
+            credsync,
+            tools,
+        };
         sandbox.check_isolation();
         sandbox
     }
@@ -248,9 +303,16 @@ impl Sandbox {
     fn check_isolation(&self) {
         let marker = self.etc("credsync-sandbox-marker");
         std::fs::write(&marker, "x").unwrap();
-        let seen = self.root_sh("test -f /etc/credsync-sandbox-marker && test ! -e /var/lib/credsync", "");
+        let seen = self.root_sh(
+            "test -f /etc/credsync-sandbox-marker && test ! -e /var/lib/credsync",
+            "",
+        );
         std::fs::remove_file(&marker).unwrap();
-        assert!(Path::new("/etc/credsync-sandbox-marker").symlink_metadata().is_err());
+        assert!(
+            Path::new("/etc/credsync-sandbox-marker")
+                .symlink_metadata()
+                .is_err()
+        );
         if seen.code != 0 {
             cannot_run(&format!("the sandbox's /etc is not the copy:\n{seen}"));
         }
@@ -301,7 +363,7 @@ impl Sandbox {
         line.split(':').map(str::to_owned).collect()
     }
 
-    /// Owner uid, group name and permission bits of `/etc/<rel>`.
+    /// Owner uid, group id and permission bits of `/etc/<rel>`.
     pub fn owner_and_mode(&self, rel: &str) -> (u32, u32, u32) {
         let meta = std::fs::metadata(self.etc(rel)).unwrap();
         (meta.uid(), meta.gid(), meta.mode() & 0o7777)
@@ -309,7 +371,10 @@ impl Sandbox {
 
     fn in_namespace(&self) -> Command {
         let mut cmd = Command::new(self.tools.get("nsenter"));
-        cmd.arg("--target").arg(self.holder.id().to_string()).arg("--mount").arg("--");
+        cmd.arg("--target")
+            .arg(self.holder.id().to_string())
+            .arg("--mount")
+            .arg("--");
         cmd.env_clear().env("PATH", SYSTEM_PATH).env("LANG", "C");
         cmd
     }
@@ -327,7 +392,10 @@ impl Sandbox {
         drop(input);
         let out = child.wait_with_output().unwrap();
         Outcome {
-            code: out.status.code().unwrap_or_else(|| panic!("{cmd:?} was killed: {:?}", out.status)),
+            code: out
+                .status
+                .code()
+                .unwrap_or_else(|| panic!("{cmd:?} was killed: {:?}", out.status)),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
@@ -357,20 +425,28 @@ impl Sandbox {
     /// Real `useradd`: an ordinary account with no home directory (nothing is
     /// created outside the sandbox) and no lastlog/faillog entries.
     pub fn useradd(&self, name: &str) -> Account {
-        self.root_tool("useradd", &["-M", "-l", "-d", "/nonexistent", "-s", "/bin/sh", name], "")
-            .expect_ok(&format!("useradd {name}"));
+        self.root_tool(
+            "useradd",
+            &["-M", "-l", "-d", "/nonexistent", "-s", "/bin/sh", name],
+            "",
+        )
+        .expect_ok(&format!("useradd {name}"));
         let passwd = std::fs::read_to_string(self.etc("passwd")).unwrap();
         let fields: Vec<&str> = passwd
             .lines()
             .map(|l| l.split(':').collect::<Vec<_>>())
             .find(|f| f[0] == name)
             .expect("useradd wrote the account");
-        Account { name: name.to_owned(), uid: fields[2].parse().unwrap(), gid: fields[3].parse().unwrap() }
+        Account {
+            uid: fields[2].parse().unwrap(),
+            gid: fields[3].parse().unwrap(),
+        }
     }
 
     /// Real `chpasswd` (shadow-utils, through PAM's password stack on Debian).
     pub fn chpasswd(&self, user: &str, password: &str) {
-        self.root_tool("chpasswd", &[], &format!("{user}:{password}\n")).expect_ok(&format!("chpasswd {user}"));
+        self.root_tool("chpasswd", &[], &format!("{user}:{password}\n"))
+            .expect_ok(&format!("chpasswd {user}"));
     }
 
     /// Real `passwd USER` run by root: new password and confirmation on stdin.
@@ -392,23 +468,31 @@ impl Sandbox {
         match out.code {
             0 => true,
             1 if out.stderr.contains("Authentication failure") => false,
-            _ => panic!("pamtester failed for an unexpected reason (exit {}):\n{out}", out.code),
+            _ => panic!(
+                "pamtester failed for an unexpected reason (exit {}):\n{out}",
+                out.code
+            ),
         }
     }
 
     /// `credsync verify USER --stdin` as root: the exit code.
     pub fn verify(&self, user: &str, password: &str) -> i32 {
-        self.credsync(&["verify", user, "--stdin"], &format!("{password}\n")).code
+        self.credsync(&["verify", user, "--stdin"], &format!("{password}\n"))
+            .code
     }
 
     /// `credsync --json status USER` as root: the state of `user`, or `None`
     /// when credsync does not manage it.
     #[track_caller]
     pub fn state(&self, user: &str) -> Option<String> {
-        let out = self.credsync(&["--json", "status", user], "").expect_ok("status --json");
+        let out = self
+            .credsync(&["--json", "status", user], "")
+            .expect_ok("status --json");
         let value: serde_json::Value = serde_json::from_str(out.stdout.trim())
             .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{out}"));
-        let rows = value.as_array().unwrap_or_else(|| panic!("status --json is not an array:\n{out}"));
+        let rows = value
+            .as_array()
+            .unwrap_or_else(|| panic!("status --json is not an array:\n{out}"));
         rows.iter()
             .find(|row| row["user"] == user)
             .map(|row| row["state"].as_str().expect("state is a string").to_owned())
@@ -422,7 +506,11 @@ impl Sandbox {
     /// Commands run by an ordinary account of the sandbox through the setuid
     /// binary (`setpriv` drops root and every capability first).
     pub fn as_user(&self, account: &Account) -> AsUser<'_> {
-        AsUser { sandbox: self, account: account.clone(), env: vec![("PATH".into(), SYSTEM_PATH.into())] }
+        AsUser {
+            sandbox: self,
+            account: account.clone(),
+            env: vec![("PATH".into(), SYSTEM_PATH.into())],
+        }
     }
 
     /// Starts `python3` as root in the sandbox holding an fcntl write lock on
@@ -444,7 +532,9 @@ impl Sandbox {
             .spawn()
             .expect("start python3");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), "locked", "python3 did not take the lock");
         LockHolder { child }
     }
@@ -485,7 +575,10 @@ pub struct AsUser<'a> {
 impl AsUser<'_> {
     /// Replaces the environment credsync starts with (the caller controls it).
     pub fn with_env(mut self, env: &[(&str, &str)]) -> Self {
-        self.env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        self.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         self
     }
 
