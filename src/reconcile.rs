@@ -16,7 +16,7 @@ use crate::account::UserName;
 use crate::audit::{self, Event};
 use crate::clock::Now;
 use crate::error::Error;
-use crate::store::{Record, Source};
+use crate::store::{Record, Source, Store};
 use crate::stores::Stores;
 use crate::system::shadow::{LastChange, ShadowEntry, ShadowFile};
 
@@ -55,38 +55,34 @@ pub fn classify(record: &Record, entry: Option<&ShadowEntry>) -> Drift {
     }
 }
 
-/// What `sync` found (and, unless a dry run, did) for one user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub user: UserName,
-    pub drift: Drift,
+/// Every record with its state, as a reader sees it: no lock, no write. A
+/// user whose change was interrupted is `Pending` until a writer finishes it.
+pub fn survey(store: &Store, shadow: &ShadowFile) -> Result<Vec<(Record, Drift)>, Error> {
+    let pending: Vec<UserName> = store.intents()?.into_iter().map(|i| i.user).collect();
+    Ok(store
+        .records()?
+        .into_iter()
+        .map(|r| {
+            let drift = if pending.contains(&r.user) {
+                Drift::Pending
+            } else {
+                classify(&r, shadow.entry(&r.user).as_ref())
+            };
+            (r, drift)
+        })
+        .collect())
 }
 
-/// Reconciles every managed user. Restorations are written to shadow in one
-/// replacement; adoptions to the record in one transaction.
-pub fn sync(stores: &mut Stores, now: Now, dry_run: bool) -> Result<Vec<Finding>, Error> {
-    let records = stores.store.records()?;
-    let findings: Vec<(Finding, &Record)> = records
-        .iter()
-        .map(|r| {
-            (
-                Finding {
-                    user: r.user.clone(),
-                    drift: classify(r, stores.shadow.entry(&r.user).as_ref()),
-                },
-                r,
-            )
-        })
-        .collect();
-    if dry_run {
-        return Ok(findings.into_iter().map(|(f, _)| f).collect());
-    }
-
+/// Reconciles every managed user and returns what it found, record by record
+/// as it was before. Restorations are written to shadow in one replacement;
+/// adoptions to the record in one transaction.
+pub fn sync(stores: &mut Stores, now: Now) -> Result<Vec<(Record, Drift)>, Error> {
+    let findings = survey(&stores.store, &stores.shadow)?;
     let mut restored = stores.shadow.clone();
     let mut restorations = Vec::new();
     let mut adoptions = Vec::new();
-    for (finding, record) in &findings {
-        match finding.drift {
+    for (record, drift) in &findings {
+        match drift {
             Drift::RecordNewer => {
                 let last_change = if record.must_change {
                     LastChange::MustChange
@@ -119,7 +115,7 @@ pub fn sync(stores: &mut Stores, now: Now, dry_run: bool) -> Result<Vec<Finding>
             audit::log(Event::Adopted { user: &record.user });
         }
     }
-    Ok(findings.into_iter().map(|(f, _)| f).collect())
+    Ok(findings)
 }
 
 /// The record after taking over a Linux change. The Argon2id hash can't be
@@ -139,20 +135,6 @@ fn adopted(record: &Record, entry: &ShadowEntry, now: Now) -> Record {
         session_epoch: record.session_epoch,
         must_change: entry.last_change == LastChange::MustChange,
     }
-}
-
-/// The state of each record as a reader sees it, without locking or writing.
-pub fn states(records: &[Record], shadow: &ShadowFile, pending: &[UserName]) -> Vec<Drift> {
-    records
-        .iter()
-        .map(|r| {
-            if pending.contains(&r.user) {
-                Drift::Pending
-            } else {
-                classify(r, shadow.entry(&r.user).as_ref())
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

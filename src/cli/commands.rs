@@ -232,21 +232,10 @@ pub fn sync(ctx: &Context, dry_run: bool) -> Result<(), Error> {
     ctx.caller.require_root("run sync")?;
     let findings = if dry_run {
         let store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
-        let shadow = shadow::read_unlocked(&ctx.paths)?;
-        let records = store.records()?;
-        let pending: Vec<UserName> = store.intents()?.into_iter().map(|i| i.user).collect();
-        let states = reconcile::states(&records, &shadow, &pending);
-        records
-            .into_iter()
-            .zip(states)
-            .map(|(r, drift)| reconcile::Finding {
-                user: r.user,
-                drift,
-            })
-            .collect()
+        reconcile::survey(&store, &shadow::read_unlocked(&ctx.paths)?)?
     } else {
         let mut stores = Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner)?;
-        reconcile::sync(&mut stores, ctx.now, false)?
+        reconcile::sync(&mut stores, ctx.now)?
     };
     report::sync(ctx, &findings, dry_run);
     Ok(())
@@ -269,16 +258,14 @@ pub fn status(ctx: &Context, user: Option<&str>) -> Result<(), Error> {
     }
     let store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
     let shadow = shadow::read_unlocked(&ctx.paths)?;
-    let mut records = store.records()?;
+    let mut findings = reconcile::survey(&store, &shadow)?;
     if let Some(target) = &only {
-        records.retain(|r| &r.user == target);
-        if records.is_empty() && shadow.entry(target).is_none() {
+        findings.retain(|(r, _)| &r.user == target);
+        if findings.is_empty() && shadow.entry(target).is_none() {
             return Err(Error::Invalid(format!("user '{target}' does not exist")));
         }
     }
-    let pending: Vec<UserName> = store.intents()?.into_iter().map(|i| i.user).collect();
-    let states = reconcile::states(&records, &shadow, &pending);
-    report::status(ctx, &records, &states, only.as_ref());
+    report::status(ctx, &findings, only.as_ref());
     Ok(())
 }
 
@@ -294,9 +281,9 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
     let password = Input::new(stdin).password("Password: ")?;
     let mut store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
     if store.intents()?.iter().any(|i| i.user == target) {
+        // Finish the interrupted change first, under the locks; keep its store.
         drop(store);
-        drop(Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner)?);
-        store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
+        Stores { store, .. } = Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner)?;
     }
     let record = store.record(&target)?;
     let matches = match &record {

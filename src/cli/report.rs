@@ -4,7 +4,7 @@
 use super::Context;
 use crate::account::UserName;
 use crate::clock;
-use crate::reconcile::{Drift, Finding};
+use crate::reconcile::Drift;
 use crate::store::Record;
 use serde::Serialize;
 
@@ -35,13 +35,13 @@ fn action(drift: Drift, dry_run: bool) -> &'static str {
     }
 }
 
-pub fn sync(ctx: &Context, findings: &[Finding], dry_run: bool) {
+pub fn sync(ctx: &Context, findings: &[(Record, Drift)], dry_run: bool) {
     let lines: Vec<SyncLine<'_>> = findings
         .iter()
-        .map(|f| SyncLine {
-            user: f.user.as_str(),
-            state: f.drift.as_str(),
-            action: action(f.drift, dry_run),
+        .map(|(r, drift)| SyncLine {
+            user: r.user.as_str(),
+            state: drift.as_str(),
+            action: action(*drift, dry_run),
         })
         .collect();
     if ctx.json {
@@ -58,10 +58,10 @@ pub fn sync(ctx: &Context, findings: &[Finding], dry_run: bool) {
     for line in lines.iter().filter(|l| l.state != Drift::InSync.as_str()) {
         println!("{}: {}: {}", line.user, line.state, line.action);
     }
-    for f in findings.iter().filter(|f| f.drift == Drift::NoAccount) {
+    for (record, _) in findings.iter().filter(|(_, d)| *d == Drift::NoAccount) {
         eprintln!(
             "credsync: warning: '{}' is managed but has no Linux account",
-            f.user
+            record.user
         );
     }
     println!(
@@ -86,10 +86,9 @@ struct StatusLine<'a> {
     app_hash_pending: bool,
 }
 
-pub fn status(ctx: &Context, records: &[Record], states: &[Drift], asked: Option<&UserName>) {
-    let lines: Vec<StatusLine<'_>> = records
+pub fn status(ctx: &Context, findings: &[(Record, Drift)], asked: Option<&UserName>) {
+    let lines: Vec<StatusLine<'_>> = findings
         .iter()
-        .zip(states)
         .map(|(r, state)| StatusLine {
             user: r.user.as_str(),
             state: state.as_str(),

@@ -38,11 +38,11 @@ pub fn detect(
         return (method, MethodSource::Config);
     }
     let defs = LoginDefs::read(&paths.login_defs()).ok().flatten();
-    if let Some(line) = pam_stack::find_pam_unix_password(&paths.pam_d(), service) {
-        if let Some(method) = pam_unix_method(&line.args, defs.as_ref()) {
-            let file = line.file.display().to_string();
-            return (method, MethodSource::PamStack(file));
-        }
+    if let Some(line) = pam_stack::find_pam_unix_password(&paths.pam_d(), service)
+        && let Some(method) = pam_unix_method(&line.args, defs.as_ref())
+    {
+        let file = line.file.display().to_string();
+        return (method, MethodSource::PamStack(file));
     }
     if let Some(method) = defs.as_ref().and_then(login_defs_method) {
         return (method, MethodSource::LoginDefs);
