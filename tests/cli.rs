@@ -634,7 +634,10 @@ fn on_a_terminal_the_new_password_is_asked_twice() {
     let out = on_terminal(&root, "passwd alice", &format!("{NEW}\n{NEW}\n"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("Enter a new password:") && text.contains("Confirm:"), "{text}");
+    assert!(
+        text.contains("Enter a new password:") && text.contains("Confirm:"),
+        "{text}"
+    );
     assert_eq!(root.verify("alice", NEW), 0);
 }
 
