@@ -650,3 +650,16 @@ fn a_confirmation_that_differs_changes_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("the passwords do not match"));
     assert_eq!(root.shadow(), before);
 }
+
+#[test]
+fn without_root_privileges_the_live_system_is_refused() {
+    let bin = assert_cmd::cargo::cargo_bin("credsync");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin)
+        .args(["status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must run as root"));
+}

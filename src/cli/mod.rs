@@ -79,6 +79,13 @@ pub struct Context {
 
 fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
     let paths = match &cli.root {
+        None if invoker.effective_uid != 0 => {
+            return Err(Error::Denied(
+                "credsync must run as root to reach the system's password files: \
+                 install it setuid root or use sudo"
+                    .into(),
+            ));
+        }
         None => Paths::system(),
         Some(_) if invoker.elevated => {
             return Err(Error::Denied(
