@@ -30,6 +30,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("findmnt", "util-linux"),
     ("mount", "mount"),
     ("env", "coreutils"),
+    ("cp", "coreutils"),
     ("pamtester", "pamtester"),
     ("chpasswd", "passwd"),
     ("passwd", "passwd"),
@@ -233,7 +234,7 @@ impl Sandbox {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
 
         let etc = dir.path().join("etc");
-        let copy = Command::new("cp")
+        let copy = Command::new(tools.get("cp"))
             .arg("-a")
             .arg("/etc")
             .arg(&etc)
@@ -361,6 +362,19 @@ impl Sandbox {
             .find(|l| l.split(':').next() == Some(user))
             .unwrap_or_else(|| panic!("no line for {user} in /etc/shadow:\n{shadow}"));
         line.split(':').map(str::to_owned).collect()
+    }
+
+    /// The id of `group` in the sandbox's `/etc/group`.
+    #[track_caller]
+    pub fn group_id(&self, group: &str) -> u32 {
+        let groups = std::fs::read_to_string(self.etc("group")).unwrap();
+        groups
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f[0] == group)
+            .unwrap_or_else(|| panic!("no group {group} in /etc/group"))[2]
+            .parse()
+            .unwrap()
     }
 
     /// Owner uid, group id and permission bits of `/etc/<rel>`.
