@@ -1,13 +1,16 @@
 //! Who is asking, and what they may do. The rules: root may do everything; an
 //! ordinary user may change, see and verify only their own account, except that
 //! members of the configured verify groups (the application's service account)
-//! may verify anyone.
+//! may verify anyone. Every refusal is logged. A non-root caller proves who
+//! they are with their current password.
 #![forbid(unsafe_code)]
 
 use crate::account::UserName;
+use crate::audit::{self, Event};
 use crate::error::Error;
-use crate::system::Paths;
+use crate::secret::Password;
 use crate::system::passwd::{read_group, read_passwd};
+use crate::system::{Paths, crypt, pam, shadow};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -21,8 +24,11 @@ impl Caller {
     /// The account whose uid is the real uid, looked up in the files under the
     /// root (NSS would not see an alternate root).
     pub fn identify(paths: &Paths, real_uid: u32) -> Result<Caller, Error> {
-        let passwd = read_passwd(&paths.passwd()).map_err(|e| {
-            Error::Failure(format!("cannot read {}: {e}", paths.passwd().display()))
+        let passwd = read_passwd(&paths.passwd()).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::FileMissing(paths.passwd().display().to_string())
+            }
+            _ => Error::Failure(format!("cannot read {}: {e}", paths.passwd().display())),
         })?;
         let entry = passwd
             .into_iter()
@@ -64,12 +70,47 @@ impl Caller {
         self.may_manage(target) || self.groups.iter().any(|g| verify_groups.contains(g))
     }
 
+    /// Refuses an operation on `target`, logging it.
+    pub fn refuse(&self, target: &str, why: &str) -> Error {
+        audit::log(Event::Refused {
+            user: target,
+            by: self.name.as_str(),
+            why,
+        });
+        Error::Denied(why.to_owned())
+    }
+
     pub fn require_root(&self, what: &str) -> Result<(), Error> {
         if self.is_root() {
             Ok(())
         } else {
-            Err(Error::Denied(format!("only root may {what}")))
+            Err(self.refuse("*", &format!("only root may {what}")))
         }
+    }
+
+    /// Checks the caller's current password: through the PAM service on the
+    /// live system (an expired password passes: that is what changing it is
+    /// for), or with libcrypt against the shadow file under `--root`, which
+    /// PAM can't see. A failure is logged.
+    pub fn prove(&self, paths: &Paths, pam_service: &str, current: &Password) -> Result<(), Error> {
+        let result = if paths.is_alternate_root() {
+            match shadow::read_unlocked(paths)?.entry(&self.name) {
+                Some(e) if crypt::verify(current, &e.hash) => Ok(()),
+                _ => Err(Error::AuthFailed),
+            }
+        } else {
+            pam::authenticate(pam_service, &self.name, &self.name, current)
+                .map(drop)
+                .map_err(Error::from)
+        };
+        if let Err(e) = &result {
+            audit::log(Event::Refused {
+                user: self.name.as_str(),
+                by: self.name.as_str(),
+                why: &e.to_string(),
+            });
+        }
+        result
     }
 }
 

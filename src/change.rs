@@ -21,9 +21,9 @@ use crate::secret::Password;
 use crate::store::app_hash::Argon2Cost;
 use crate::store::{Intent, Provenance};
 use crate::stores::Stores;
-use crate::system::Paths;
 use crate::system::crypt::{self, HashMethod, LinuxHash};
 use crate::system::shadow::{self, LastChange};
+use crate::system::{Paths, signals};
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::thread;
@@ -77,18 +77,17 @@ pub fn apply(
         })
         .collect();
 
+    // From the first write to the last, a signal waits: an interrupted change
+    // would be finished by the next command, but a whole one is better.
+    let _signals = signals::Blocked::new();
     stores.store.record_intents(&intents)?;
 
-    let last_change = if request.must_change {
-        LastChange::MustChange
-    } else {
-        LastChange::Day(request.provenance.at.day)
-    };
+    let last_change = LastChange::after_change(request.provenance.at.day, request.must_change);
     let mut updated = stores.shadow.clone();
     for intent in &intents {
         updated.set_password(&intent.user, &intent.new_linux, last_change);
     }
-    if let Err(e) = stores.lock.write(&updated) {
+    if let Err(e) = stores.lock.write(&mut updated) {
         stores.store.abandon_intents(&intents)?;
         return Err(e.into());
     }
@@ -113,10 +112,7 @@ fn check_users_exist(shadow: &shadow::ShadowFile, changes: &[NewPassword]) -> Re
     let mut seen = HashSet::new();
     for change in changes {
         if shadow.entry(&change.user).is_none() {
-            return Err(Error::Invalid(format!(
-                "user '{}' does not exist in /etc/shadow",
-                change.user
-            )));
+            return Err(Error::UnknownUser(change.user.clone()));
         }
         if !seen.insert(&change.user) {
             return Err(Error::Invalid(format!(

@@ -109,19 +109,29 @@ impl Config {
         Ok(config)
     }
 
-    /// The configured Linux hash method, if any.
+    /// The configured Linux hash method, if any, with its cost checked.
     pub fn hash_method(&self) -> Result<Option<HashMethod>, String> {
-        match &self.hash.method {
-            None => Ok(None),
-            Some(name) => Algorithm::from_name(name)
-                .map(|algorithm| {
-                    Some(HashMethod {
-                        algorithm,
-                        rounds: self.hash.rounds,
-                    })
-                })
-                .ok_or_else(|| format!("hash.method: unknown method '{}'", name.escape_default())),
+        let Some(name) = &self.hash.method else {
+            return match self.hash.rounds {
+                Some(_) => Err("hash.rounds needs hash.method".to_owned()),
+                None => Ok(None),
+            };
+        };
+        let algorithm = Algorithm::from_name(name)
+            .ok_or_else(|| format!("hash.method: unknown method '{}'", name.escape_default()))?;
+        if let (Some(rounds), Some(range)) = (self.hash.rounds, algorithm.rounds_range())
+            && !range.contains(&rounds)
+        {
+            return Err(format!(
+                "hash.rounds: {rounds} is outside {}..={} for {algorithm}",
+                range.start(),
+                range.end()
+            ));
         }
+        Ok(Some(HashMethod {
+            algorithm,
+            rounds: self.hash.rounds,
+        }))
     }
 
     pub fn lock_timeout(&self) -> Duration {
@@ -177,5 +187,8 @@ mod tests {
                 .contains("rot13")
         );
         assert!(load("[argon2]\niterations = 0\n").is_err());
+        let err = load("[hash]\nmethod = \"yescrypt\"\nrounds = 12\n").unwrap_err();
+        assert!(err.to_string().contains("outside 1..=11"), "{err}");
+        assert!(load("[hash]\nrounds = 5\n").is_err());
     }
 }

@@ -41,6 +41,10 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("user '{0}' does not exist")]
+    UnknownUser(crate::account::UserName),
+    #[error("{0} is missing")]
+    FileMissing(String),
     #[error("the password is correct but must be changed")]
     MustChange,
     #[error("{0}")]
@@ -71,7 +75,8 @@ impl Error {
         match self {
             Error::Denied(_) | Error::AuthFailed => exit::DENIED,
             Error::Usage(_) => exit::USAGE,
-            Error::Invalid(_) => exit::INVALID,
+            Error::Invalid(_) | Error::UnknownUser(_) => exit::INVALID,
+            Error::FileMissing(_) => exit::FILE_MISSING,
             Error::MustChange => exit::MUST_CHANGE,
             Error::Failure(_) | Error::Crypt(_) | Error::Config(_) => exit::FAILURE,
             Error::Shadow(ShadowError::Busy { .. }) | Error::Store(StoreError::Busy) => exit::BUSY,

@@ -16,3 +16,4 @@ pub mod secret;
 pub mod store;
 pub mod stores;
 pub mod system;
+pub mod verify;

@@ -3,21 +3,24 @@
 //! record's Linux hash is compared with the one in `/etc/shadow`:
 //!
 //! - equal: in sync;
-//! - different, and shadow's last-change day is on or after the record's day —
-//!   or shadow carries no day at all (empty, or `0` after `passwd -e`): Linux was
-//!   changed outside credsync; the record **adopts** the shadow hash;
-//! - different, and shadow's day is before the record's: Linux was rolled back or
-//!   re-imaged; the record's hash is **restored** into shadow;
+//! - different, and shadow holds a hash the record has already replaced (its
+//!   history, which starts with the hash a user had before enrolment): Linux was
+//!   rolled back or re-imaged, whatever the day says; **restore** the record's;
+//! - different, and shadow's last-change day is before the record's: a rollback
+//!   too; **restore**;
+//! - otherwise — shadow's day is on or after the record's, or carries no day at
+//!   all (empty, or `0` after `passwd -e`): Linux was changed outside credsync;
+//!   the record **adopts** the shadow hash;
 //! - no shadow entry: reported, nothing changed;
 //! - an intent still pending: finished first (`Stores::lock`).
 #![forbid(unsafe_code)]
 
-use crate::account::UserName;
 use crate::audit::{self, Event};
 use crate::clock::Now;
 use crate::error::Error;
 use crate::store::{Record, Source, Store};
 use crate::stores::Stores;
+use crate::system::crypt::LinuxHash;
 use crate::system::shadow::{LastChange, ShadowEntry, ShadowFile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,53 +45,73 @@ impl Drift {
     }
 }
 
-pub fn classify(record: &Record, entry: Option<&ShadowEntry>) -> Drift {
+/// The drift between a record and the user's shadow entry. `replaced` says
+/// whether shadow's hash is one the record has replaced (`Store::has_replaced`);
+/// it is only asked when the hashes differ.
+pub fn classify(
+    record: &Record,
+    entry: Option<&ShadowEntry>,
+    replaced: impl FnOnce(&LinuxHash) -> Result<bool, Error>,
+) -> Result<Drift, Error> {
     let Some(entry) = entry else {
-        return Drift::NoAccount;
+        return Ok(Drift::NoAccount);
     };
     if entry.hash == record.linux_hash {
-        return Drift::InSync;
+        return Ok(Drift::InSync);
     }
-    match entry.last_change {
-        LastChange::Day(day) if day < record.changed_day => Drift::RecordNewer,
-        _ => Drift::LinuxNewer,
-    }
+    let older_day = matches!(entry.last_change, LastChange::Day(day) if day < record.changed_day);
+    Ok(if older_day || replaced(&entry.hash)? {
+        Drift::RecordNewer
+    } else {
+        Drift::LinuxNewer
+    })
 }
 
-/// Every record with its state, as a reader sees it: no lock, no write. A
-/// user whose change was interrupted is `Pending` until a writer finishes it.
-pub fn survey(store: &Store, shadow: &ShadowFile) -> Result<Vec<(Record, Drift)>, Error> {
-    let pending: Vec<UserName> = store.intents()?.into_iter().map(|i| i.user).collect();
-    Ok(store
-        .records()?
-        .into_iter()
-        .map(|r| {
-            let drift = if pending.contains(&r.user) {
-                Drift::Pending
-            } else {
-                classify(&r, shadow.entry(&r.user).as_ref())
-            };
-            (r, drift)
-        })
-        .collect())
+/// `classify` against the store's history.
+pub fn drift(store: &Store, record: &Record, entry: Option<&ShadowEntry>) -> Result<Drift, Error> {
+    classify(record, entry, |hash| {
+        Ok(store.has_replaced(&record.user, hash)?)
+    })
+}
+
+/// Every record with its state, as a reader sees it: no lock, no write. A user
+/// whose change was interrupted is `Pending` (shown with the record it will
+/// become) until a writer finishes it. No store yet means nothing is managed.
+pub fn survey(store: Option<&Store>, shadow: &ShadowFile) -> Result<Vec<(Record, Drift)>, Error> {
+    let Some(store) = store else {
+        return Ok(Vec::new());
+    };
+    let intents = store.intents()?;
+    let mut findings = Vec::new();
+    for record in store.records()? {
+        let state = if intents.iter().any(|i| i.user == record.user) {
+            Drift::Pending
+        } else {
+            drift(store, &record, shadow.entry(&record.user).as_ref())?
+        };
+        findings.push((record, state));
+    }
+    for intent in intents {
+        if !findings.iter().any(|(r, _)| r.user == intent.user) {
+            findings.push((intent.as_record(), Drift::Pending));
+        }
+    }
+    findings.sort_by(|(a, _), (b, _)| a.user.cmp(&b.user));
+    Ok(findings)
 }
 
 /// Reconciles every managed user and returns what it found, record by record
 /// as it was before. Restorations are written to shadow in one replacement;
 /// adoptions to the record in one transaction.
 pub fn sync(stores: &mut Stores, now: Now) -> Result<Vec<(Record, Drift)>, Error> {
-    let findings = survey(&stores.store, &stores.shadow)?;
+    let findings = survey(Some(&stores.store), &stores.shadow)?;
     let mut restored = stores.shadow.clone();
     let mut restorations = Vec::new();
     let mut adoptions = Vec::new();
     for (record, drift) in &findings {
         match drift {
             Drift::RecordNewer => {
-                let last_change = if record.must_change {
-                    LastChange::MustChange
-                } else {
-                    LastChange::Day(record.changed_day)
-                };
+                let last_change = LastChange::after_change(record.changed_day, record.must_change);
                 restored.set_password(&record.user, &record.linux_hash, last_change);
                 restorations.push(&record.user);
             }
@@ -103,7 +126,7 @@ pub fn sync(stores: &mut Stores, now: Now) -> Result<Vec<(Record, Drift)>, Error
         }
     }
     if !restorations.is_empty() {
-        stores.lock.write(&restored)?;
+        stores.lock.write(&mut restored)?;
         stores.shadow = restored;
         for user in restorations {
             audit::log(Event::Restored { user });
@@ -140,7 +163,7 @@ fn adopted(record: &Record, entry: &ShadowEntry, now: Now) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::system::crypt::LinuxHash;
+    use crate::account::UserName;
 
     fn record(hash: &str, day: i64) -> Record {
         Record {
@@ -164,11 +187,31 @@ mod tests {
         }
     }
 
+    /// The drift when shadow's hash is not in the record's history.
+    fn state(record: &Record, entry: Option<&ShadowEntry>) -> Drift {
+        classify(record, entry, |_| Ok(false)).unwrap()
+    }
+
+    #[test]
+    fn a_hash_the_record_replaced_is_a_rollback_whatever_the_day() {
+        let r = record("$y$a", 100);
+        for day in [
+            LastChange::Day(100),
+            LastChange::Day(200),
+            LastChange::Unset,
+        ] {
+            let replaced = classify(&r, Some(&entry("$y$old", day)), |h| {
+                Ok(h.as_str() == "$y$old")
+            });
+            assert_eq!(replaced.unwrap(), Drift::RecordNewer, "{day:?}");
+        }
+    }
+
     #[test]
     fn equal_hashes_are_in_sync_whatever_the_days() {
         let r = record("$y$a", 100);
         assert_eq!(
-            classify(&r, Some(&entry("$y$a", LastChange::Day(5)))),
+            state(&r, Some(&entry("$y$a", LastChange::Day(5)))),
             Drift::InSync
         );
     }
@@ -177,11 +220,11 @@ mod tests {
     fn a_newer_or_same_day_linux_change_is_adopted() {
         let r = record("$y$a", 100);
         assert_eq!(
-            classify(&r, Some(&entry("$y$b", LastChange::Day(100)))),
+            state(&r, Some(&entry("$y$b", LastChange::Day(100)))),
             Drift::LinuxNewer
         );
         assert_eq!(
-            classify(&r, Some(&entry("$y$b", LastChange::Day(101)))),
+            state(&r, Some(&entry("$y$b", LastChange::Day(101)))),
             Drift::LinuxNewer
         );
     }
@@ -190,7 +233,7 @@ mod tests {
     fn an_older_shadow_is_a_rollback_to_restore() {
         let r = record("$y$a", 100);
         assert_eq!(
-            classify(&r, Some(&entry("$y$old", LastChange::Day(99)))),
+            state(&r, Some(&entry("$y$old", LastChange::Day(99)))),
             Drift::RecordNewer
         );
     }
@@ -199,18 +242,18 @@ mod tests {
     fn a_dateless_change_counts_as_deliberate() {
         let r = record("$y$a", 100);
         assert_eq!(
-            classify(&r, Some(&entry("$y$b", LastChange::MustChange))),
+            state(&r, Some(&entry("$y$b", LastChange::MustChange))),
             Drift::LinuxNewer
         );
         assert_eq!(
-            classify(&r, Some(&entry("$y$b", LastChange::Unset))),
+            state(&r, Some(&entry("$y$b", LastChange::Unset))),
             Drift::LinuxNewer
         );
     }
 
     #[test]
     fn a_missing_account_is_reported() {
-        assert_eq!(classify(&record("$y$a", 100), None), Drift::NoAccount);
+        assert_eq!(state(&record("$y$a", 100), None), Drift::NoAccount);
     }
 
     #[test]

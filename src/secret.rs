@@ -48,11 +48,20 @@ impl Password {
         &self.0
     }
 
-    /// Constant-time comparison, for "new password and confirmation differ".
+    /// For "new password and confirmation differ".
     pub fn same_as(&self, other: &Password) -> bool {
-        let (a, b) = (self.as_bytes(), other.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        constant_time_eq(self.as_bytes(), other.as_bytes())
     }
+}
+
+/// Compares in time that depends only on the lengths, not on where the bytes
+/// differ (used for passwords and for hashes recomputed from them).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 impl fmt::Debug for Password {

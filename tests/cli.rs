@@ -260,9 +260,13 @@ fn an_interrupted_change_that_reached_shadow_is_finished() {
     let new_hash = linux_hash(NEW);
     let old_hash = root.shadow_field("alice", 2);
     // The state a crash between "shadow replaced" and "record applied" leaves.
-    root.run(&["status"], "").success(); // creates the store
+    root.run(&["sync"], "").success(); // creates the store
     insert_intent(&root, "alice", &old_hash, &new_hash);
     root.set_shadow_entry("alice", &new_hash, &today().to_string());
+    assert_eq!(root.state_of("alice"), "pending");
+    root.run(&["sync", "--dry-run"], "")
+        .success()
+        .stdout(contains("would finish"));
     root.run(&["sync"], "").success();
     assert_eq!(root.state_of("alice"), "in-sync");
     assert_eq!(root.status_json()[0]["session_epoch"], 1);
@@ -272,12 +276,18 @@ fn an_interrupted_change_that_reached_shadow_is_finished() {
 fn an_interrupted_change_that_never_reached_shadow_is_dropped() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let old_hash = root.shadow_field("alice", 2);
-    root.run(&["status"], "").success();
+    root.run(&["sync"], "").success(); // creates the store
     insert_intent(&root, "alice", &old_hash, &linux_hash(NEW));
     assert_eq!(
         root.state_of("alice"),
+        "pending",
+        "status shows the change in flight"
+    );
+    root.run(&["sync"], "").success();
+    assert_eq!(
+        root.state_of("alice"),
         "unmanaged",
-        "an intent alone is no record"
+        "the change never happened"
     );
     root.run(&["passwd", "alice", "--stdin"], "Another#Pass1\n")
         .success();
@@ -312,7 +322,7 @@ fn one_bad_import_line_rejects_the_whole_batch() {
     for (batch, message) in [
         (
             "a1:One#Pass1\nnobody:Two#Pass2\n",
-            "user 'nobody' does not exist",
+            "line 2: user 'nobody' does not exist",
         ),
         ("a1:One#Pass1\na2\n", "line 2: expected user:password"),
         ("a1:One#Pass1\na2:\n", "line 2: the password is empty"),
@@ -476,7 +486,7 @@ fn an_unsafe_store_directory_is_refused() {
     let before = root.shadow();
     root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
         .code(7)
-        .stderr(contains("writable by other users"));
+        .stderr(contains("open to other users"));
     assert_eq!(root.shadow(), before);
 
     fs::remove_dir(&dir).unwrap();
@@ -494,7 +504,7 @@ fn an_unsafe_store_directory_is_refused() {
 fn a_corrupt_store_is_refused_not_overwritten() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let dir = root.file("var/lib/credsync");
-    root.run(&["status"], "").success();
+    root.run(&["sync"], "").success(); // creates the store
     let garbage = vec![0xa5u8; 4096];
     for leftover in ["credsync.db-wal", "credsync.db-shm"] {
         let _ = fs::remove_file(dir.join(leftover));
@@ -662,4 +672,159 @@ fn without_root_privileges_the_live_system_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must run as root"));
+}
+
+#[test]
+fn a_password_typed_on_a_terminal_is_kept_byte_for_byte() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    let typed = "a\tb\u{e9}#Pass1";
+    let out = on_terminal(&root, "passwd alice", &format!("{typed}\n{typed}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(root.verify("alice", typed), 0, "the Tab and the é survive");
+    assert!(linux_accepts(&root, "alice", typed));
+}
+
+#[test]
+fn verify_follows_linux_when_it_locked_or_removed_the_account() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
+    let hash = root.shadow_field("alice", 2);
+    // `passwd -l alice`: the same hash behind a `!`, before any sync.
+    root.set_shadow_entry("alice", &format!("!{hash}"), &today().to_string());
+    assert_eq!(
+        root.verify("alice", NEW),
+        1,
+        "locked in Linux, locked for the application"
+    );
+    root.set_shadow_entry("alice", &hash, &today().to_string());
+    assert_eq!(root.verify("alice", NEW), 0, "unlocked again");
+    let without: String = root
+        .shadow()
+        .lines()
+        .filter(|l| !l.starts_with("alice:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    root.set_shadow(&without);
+    assert_eq!(root.verify("alice", NEW), 1, "no Linux account, no login");
+}
+
+#[test]
+fn verify_accepts_a_linux_change_before_any_sync() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
+    root.set_shadow_entry("alice", &linux_hash("Outside#Pass1"), &today().to_string());
+    assert_eq!(root.verify("alice", "Outside#Pass1"), 0);
+    assert_eq!(root.verify("alice", NEW), 1);
+}
+
+#[test]
+fn a_rollback_is_restored_even_when_the_old_image_has_no_date() {
+    for old_day in ["", &today().to_string()] {
+        let root = Fixture::new().user("alice", "Old#Pass1").build();
+        let old_hash = root.shadow_field("alice", 2);
+        root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+            .success();
+        // The image from before the change, with field 3 empty or today.
+        root.set_shadow_entry("alice", &old_hash, old_day);
+        assert_eq!(
+            root.state_of("alice"),
+            "record-newer",
+            "field 3 {old_day:?}"
+        );
+        root.run(&["sync"], "").success();
+        assert!(linux_accepts(&root, "alice", NEW));
+        assert_eq!(root.verify("alice", NEW), 0);
+    }
+}
+
+#[test]
+fn an_ordinary_user_sees_their_own_status() {
+    let root = Fixture::new()
+        .user("alice", "Old#Pass1")
+        .user("bob", "Bob#Pass1")
+        .build();
+    root.run(&["import"], &format!("alice:{NEW}\nbob:{NEW}\n"))
+        .success();
+    let out = root
+        .run_as(1000, &["--json", "status"], "")
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["user"], "alice");
+}
+
+#[test]
+fn looking_creates_no_store() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    root.run(&["status"], "")
+        .success()
+        .stdout(contains("no account is managed"));
+    root.run(&["sync", "--dry-run"], "").success();
+    assert!(!root.file("var/lib/credsync").exists());
+}
+
+#[test]
+fn a_store_others_may_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .success();
+    let db = root.file("var/lib/credsync/credsync.db");
+    fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+    root.run(&["status"], "")
+        .code(7)
+        .stderr(contains("open to other users"));
+    assert_eq!(root.verify("alice", NEW), 7);
+}
+
+#[test]
+fn a_missing_passwd_file_is_reported() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    fs::remove_file(root.file("etc/passwd")).unwrap();
+    root.run(&["status"], "")
+        .code(4)
+        .stderr(contains("passwd is missing"));
+}
+
+#[test]
+fn a_reader_that_goes_away_does_not_crash_a_finished_change() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    // Standard output is a pipe nobody reads any more.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("credsync"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["passwd", "alice", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{NEW}\n").as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(root.verify("alice", NEW), 0);
 }

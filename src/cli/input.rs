@@ -1,11 +1,12 @@
-//! Where passwords come from: the terminal without echo (`rpassword`, reading
-//! `/dev/tty`), or standard input with `--stdin`, one per line, for automation.
-//! Every byte read is held in a zeroizing buffer from the moment it is read.
+//! Where passwords come from: the terminal without echo (`system::terminal`,
+//! reading `/dev/tty`), or standard input with `--stdin`, one per line, for
+//! automation. Every byte read is held in a zeroizing buffer from the moment it
+//! is read, and kept as typed: a password is bytes.
 #![forbid(unsafe_code)]
 
 use crate::error::Error;
 use crate::secret::{MAX_PASSWORD_LEN, Password};
-use crate::system::signals::Interruptible;
+use crate::system::terminal::{self, AskError};
 use std::io::{BufRead, Read};
 use zeroize::Zeroizing;
 
@@ -37,7 +38,11 @@ impl<R: BufRead> Input<R> {
     /// One password: the next line of standard input, or the answer to `prompt`.
     pub fn password(&mut self, prompt: &str) -> Result<Password, Error> {
         let mut bytes = match &mut self.lines {
-            Some(reader) => read_line(reader)?,
+            Some(reader) => read_line(reader, MAX_PASSWORD_LEN)?.ok_or_else(|| {
+                Error::Invalid(
+                    "standard input ended before the password; nothing was changed".into(),
+                )
+            })?,
             None => ask(prompt)?,
         };
         Password::new(std::mem::take(&mut *bytes))
@@ -59,46 +64,46 @@ impl<R: BufRead> Input<R> {
     }
 }
 
-/// Reads one line of at most `MAX_PASSWORD_LEN` bytes, without its line ending.
-pub fn read_line(reader: &mut impl BufRead) -> Result<Zeroizing<Vec<u8>>, Error> {
+/// Reads one line of at most `limit` bytes, without its line ending (`\n` or
+/// `\r\n`); `None` at the end of input.
+pub fn read_line(
+    reader: &mut impl BufRead,
+    limit: usize,
+) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
     let mut line = Zeroizing::new(Vec::with_capacity(128));
-    let limit = (MAX_PASSWORD_LEN + 2) as u64;
+    let cap = (limit + 2) as u64;
     reader
-        .take(limit)
+        .take(cap)
         .read_until(b'\n', &mut line)
         .map_err(|e| Error::Failure(format!("cannot read standard input: {e}")))?;
     if line.is_empty() {
-        return Err(Error::Invalid(
-            "standard input ended before the password; nothing was changed".into(),
-        ));
+        return Ok(None);
     }
     if line.last() == Some(&b'\n') {
         line.pop();
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-    } else if line.len() as u64 >= limit {
+    }
+    if line.len() > limit {
         return Err(Error::Invalid(format!(
-            "the password is longer than {MAX_PASSWORD_LEN} bytes; nothing was changed"
+            "the input line is longer than {limit} bytes; nothing was changed"
         )));
     }
-    Ok(line)
+    Ok(Some(line))
 }
 
 fn ask(prompt: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let _signals = Interruptible::new();
-    match rpassword::prompt_password(prompt) {
-        Ok(answer) => Ok(Zeroizing::new(answer.into_bytes())),
-        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-            Err(Error::Failure("interrupted; nothing was changed".into()))
+    terminal::ask(prompt, MAX_PASSWORD_LEN).map_err(|e| match e {
+        AskError::NoTerminal => {
+            Error::Usage("no terminal to ask for the password on; use --stdin".into())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(Error::Invalid(
-            "the password typed is not valid text; use --stdin for raw bytes".into(),
+        AskError::Interrupted => Error::Failure("interrupted; nothing was changed".into()),
+        AskError::TooLong => Error::Invalid(format!(
+            "the password is longer than {MAX_PASSWORD_LEN} bytes; nothing was changed"
         )),
-        Err(_) => Err(Error::Usage(
-            "no terminal to ask for the password on; use --stdin".into(),
-        )),
-    }
+        AskError::Io(e) => Error::Failure(format!("cannot read the terminal: {e}")),
+    })
 }
 
 #[cfg(test)]
@@ -123,6 +128,8 @@ mod tests {
         let long = vec![b'x'; 1 << 20];
         let err = input(&long).password("").unwrap_err();
         assert!(err.to_string().contains("longer than"), "{err}");
+        let longest = [vec![b'x'; MAX_PASSWORD_LEN], b"\n".to_vec()].concat();
+        assert!(input(&longest).password("").is_ok());
     }
 
     #[test]

@@ -18,8 +18,6 @@ use args::{Cli, Command, SetWhat};
 use clap::Parser;
 use std::process::ExitCode;
 
-pub use args::Cli as CommandLine;
-
 pub fn main() -> ExitCode {
     let invoker = privilege::harden();
     let cli = match Cli::try_parse() {
@@ -29,7 +27,7 @@ pub fn main() -> ExitCode {
     match run(invoker, cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(e) => {
-            eprintln!("credsync: {}", one_line(&e.to_string()));
+            report::warn(&one_line(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
@@ -58,7 +56,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .next()
         .unwrap_or("invalid usage")
         .trim_start_matches("error: ");
-    eprintln!("credsync: {first}; see 'credsync --help'");
+    report::warn(&format!("{first}; see 'credsync --help'"));
     ExitCode::from(exit::USAGE)
 }
 

@@ -1,4 +1,6 @@
 //! What the commands print: a table for people, JSON (`--json`) for programs.
+//! Output goes through `out` and `warn`, which never panic: a reader that went
+//! away (a closed pipe) must not turn a finished change into a crash.
 #![forbid(unsafe_code)]
 
 use super::Context;
@@ -7,11 +9,33 @@ use crate::clock;
 use crate::reconcile::Drift;
 use crate::store::Record;
 use serde::Serialize;
+use std::io::Write;
+
+/// One line on stdout; a closed stdout is ignored.
+pub fn out(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// One line on stderr, prefixed with the program's name.
+pub fn warn(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "credsync: {text}");
+}
+
+/// A line for people, left out of `--json` output.
+pub fn say(ctx: &Context, text: &str) {
+    if !ctx.json {
+        out(text);
+    }
+}
+
+fn json(value: &impl Serialize) {
+    out(&serde_json::to_string(value).expect("plain data serialises"));
+}
 
 pub fn changed(ctx: &Context, users: &[UserName]) {
     if ctx.json {
         let users: Vec<&str> = users.iter().map(UserName::as_str).collect();
-        println!("{}", serde_json::json!({ "changed": users }));
+        json(&serde_json::json!({ "changed": users }));
     }
 }
 
@@ -30,8 +54,8 @@ fn action(drift: Drift, dry_run: bool) -> &'static str {
         (Drift::RecordNewer, false) => "restored the record's password into /etc/shadow",
         (Drift::RecordNewer, true) => "would restore the record's password into /etc/shadow",
         (Drift::NoAccount, _) => "none: the Linux account does not exist",
-        (Drift::Pending, false) => "finished an interrupted change",
-        (Drift::Pending, true) => "would finish an interrupted change",
+        // `sync` finishes interrupted changes before it looks; only a dry run sees one.
+        (Drift::Pending, _) => "would finish an interrupted change",
     }
 }
 
@@ -45,31 +69,27 @@ pub fn sync(ctx: &Context, findings: &[(Record, Drift)], dry_run: bool) {
         })
         .collect();
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string(&lines).expect("plain data serialises")
-        );
-        return;
+        return json(&lines);
     }
-    let drifted = lines
+    let drifted: Vec<&SyncLine<'_>> = lines
         .iter()
         .filter(|l| l.state != Drift::InSync.as_str())
-        .count();
-    for line in lines.iter().filter(|l| l.state != Drift::InSync.as_str()) {
-        println!("{}: {}: {}", line.user, line.state, line.action);
+        .collect();
+    for line in &drifted {
+        out(&format!("{}: {}: {}", line.user, line.state, line.action));
     }
     for (record, _) in findings.iter().filter(|(_, d)| *d == Drift::NoAccount) {
-        eprintln!(
-            "credsync: warning: '{}' is managed but has no Linux account",
+        warn(&format!(
+            "warning: '{}' is managed but has no Linux account",
             record.user
-        );
+        ));
     }
-    println!(
+    out(&format!(
         "{} managed account(s), {} in sync, {} drifted",
         lines.len(),
-        lines.len() - drifted,
-        drifted
-    );
+        lines.len() - drifted.len(),
+        drifted.len()
+    ));
 }
 
 #[derive(Serialize)]
@@ -102,35 +122,47 @@ pub fn status(ctx: &Context, findings: &[(Record, Drift)], asked: Option<&UserNa
         })
         .collect();
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string(&lines).expect("plain data serialises")
-        );
-        return;
+        return json(&lines);
     }
     if lines.is_empty() {
         match asked {
-            Some(user) => {
-                println!("{user}: not managed by credsync (no change made through it yet)")
-            }
-            None => println!("no account is managed by credsync yet"),
+            Some(user) => out(&format!(
+                "{user}: not managed by credsync (no change made through it yet)"
+            )),
+            None => out("no account is managed by credsync yet"),
         }
         return;
     }
-    println!(
-        "{:<20} {:<13} {:<21} {:<8} {:<12} {:>5} MUST-CHANGE",
-        "USER", "STATE", "CHANGED", "SOURCE", "BY", "EPOCH"
+    let row = |user: &str,
+               state: &str,
+               changed: &str,
+               source: &str,
+               by: &str,
+               epoch: &str,
+               must: &str| {
+        out(&format!(
+            "{user:<20} {state:<13} {changed:<21} {source:<8} {by:<12} {epoch:>5} {must}"
+        ))
+    };
+    row(
+        "USER",
+        "STATE",
+        "CHANGED",
+        "SOURCE",
+        "BY",
+        "EPOCH",
+        "MUST-CHANGE",
     );
     for l in &lines {
-        println!(
-            "{:<20} {:<13} {:<21} {:<8} {:<12} {:>5} {}",
+        let must = if l.must_change { "yes" } else { "no" };
+        row(
             l.user,
             l.state,
-            l.changed_at,
+            &l.changed_at,
             l.source,
             l.changed_by,
-            l.session_epoch,
-            if l.must_change { "yes" } else { "no" }
+            &l.session_epoch.to_string(),
+            must,
         );
     }
 }

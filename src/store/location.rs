@@ -1,7 +1,8 @@
 //! Where the store lives and who may own it. The directory is 0700 and the file
 //! 0600, owned by the effective user (root, or the `--root` caller); anything
-//! else — a symlink, a FIFO, a foreign owner, group/other write access — is
-//! refused rather than used, because the file holds shadow-equivalent hashes.
+//! else — a symlink, a FIFO, a foreign owner, a directory others may write, a
+//! file others may read or write — is refused rather than used, because the
+//! file holds shadow-equivalent hashes.
 #![forbid(unsafe_code)]
 
 use super::StoreError;
@@ -46,7 +47,23 @@ pub fn prepare(dir: &Path, owner: u32) -> Result<PathBuf, StoreError> {
     Ok(db)
 }
 
+/// The database path if the store exists (checked as `prepare` checks it);
+/// `None` if it was never created. Creates nothing.
+pub fn existing(dir: &Path, owner: u32) -> Result<Option<PathBuf>, StoreError> {
+    let db = dir.join(DB_FILE);
+    for (path, want_dir) in [(dir, true), (db.as_path(), false)] {
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("inspect", path, e)),
+            Ok(meta) => check(path, &meta, owner, want_dir)?,
+        }
+    }
+    Ok(Some(db))
+}
+
 fn check(path: &Path, meta: &fs::Metadata, owner: u32, want_dir: bool) -> Result<(), StoreError> {
+    // The directory may be listable; the file must be private.
+    let forbidden = if want_dir { 0o022 } else { 0o077 };
     let kind = meta.file_type();
     let problem = if kind.is_symlink() {
         Some("is a symbolic link".to_owned())
@@ -59,9 +76,9 @@ fn check(path: &Path, meta: &fs::Metadata, owner: u32, want_dir: bool) -> Result
             "is owned by uid {} instead of uid {owner}",
             meta.uid()
         ))
-    } else if meta.mode() & 0o022 != 0 {
+    } else if meta.mode() & forbidden != 0 {
         Some(format!(
-            "is writable by other users (mode {:04o})",
+            "is open to other users (mode {:04o})",
             meta.mode() & 0o7777
         ))
     } else {
@@ -123,7 +140,28 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         let err = prepare(&dir, me()).unwrap_err();
-        assert!(err.to_string().contains("writable by other users"), "{err}");
+        assert!(err.to_string().contains("open to other users"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_database_others_may_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("credsync");
+        let db = prepare(&dir, me()).unwrap();
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = prepare(&dir, me()).unwrap_err();
+        assert!(err.to_string().contains("open to other users"), "{err}");
+        assert!(existing(&dir, me()).is_err());
+    }
+
+    #[test]
+    fn existing_creates_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("credsync");
+        assert_eq!(existing(&dir, me()).unwrap(), None);
+        assert!(!dir.exists());
+        let db = prepare(&dir, me()).unwrap();
+        assert_eq!(existing(&dir, me()).unwrap(), Some(db));
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub struct Record {
     pub changed_at: i64,
     pub changed_by: String,
     pub source: Source,
+    /// Sessions the application issued with a lower epoch are logged out.
+    /// Computed by the store when a record is written (previous + 1).
     pub session_epoch: i64,
     pub must_change: bool,
 }
@@ -147,6 +149,24 @@ pub struct Intent {
     pub must_change: bool,
 }
 
+impl Intent {
+    /// The record this change becomes once shadow holds it. The session epoch
+    /// is the store's to bump; 0 here.
+    pub fn as_record(&self) -> Record {
+        Record {
+            user: self.user.clone(),
+            app_hash: Some(self.app_hash.clone()),
+            linux_hash: self.new_linux.clone(),
+            changed_day: self.provenance.at.day,
+            changed_at: self.provenance.at.unix_secs,
+            changed_by: self.provenance.by.clone(),
+            source: self.provenance.source,
+            session_epoch: 0,
+            must_change: self.must_change,
+        }
+    }
+}
+
 pub struct Store {
     conn: Connection,
     path: String,
@@ -157,33 +177,66 @@ impl Store {
     /// file must belong to `owner`.
     pub fn open(dir: &Path, owner: u32) -> Result<Store, StoreError> {
         let db = location::prepare(dir, owner)?;
-        let path = db.display().to_string();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let conn = Connection::open_with_flags(&db, flags)?;
-        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
-            path: path.clone(),
-            detail: e.to_string(),
-        };
-        conn.busy_timeout(Duration::from_secs(15))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+        let (store, version) = Store::connect(&db, flags)?;
+        let corrupt = |e| store.corrupt(e);
+        store
+            .conn
+            .pragma_update(None, "journal_mode", "WAL")
             .map_err(corrupt)?;
+        store.conn.pragma_update(None, "synchronous", "FULL")?;
+        if version < SCHEMA_VERSION {
+            store
+                .conn
+                .execute_batch(SCHEMA)
+                .map_err(|e| store.corrupt(e))?;
+            store
+                .conn
+                .pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(store)
+    }
+
+    /// Opens an existing store read-only, for commands that only look
+    /// (`status`, `sync --dry-run`); `None` when there is none yet. Creates,
+    /// migrates and writes nothing.
+    pub fn open_existing(dir: &Path, owner: u32) -> Result<Option<Store>, StoreError> {
+        let Some(db) = location::existing(dir, owner)? else {
+            return Ok(None);
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let (store, version) = Store::connect(&db, flags)?;
+        Ok((version > 0).then_some(store))
+    }
+
+    /// Opens the file and reads its schema version, refusing a newer one.
+    fn connect(db: &Path, flags: OpenFlags) -> Result<(Store, i64), StoreError> {
+        let path = db.display().to_string();
+        let conn = Connection::open_with_flags(db, flags)?;
+        conn.busy_timeout(Duration::from_secs(15))?;
+        let store = Store { conn, path };
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| store.corrupt(e))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
-                path,
+                path: store.path,
                 found: version,
             });
         }
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(corrupt)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        if version < SCHEMA_VERSION {
-            conn.execute_batch(SCHEMA).map_err(corrupt)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok((store, version))
+    }
+
+    fn corrupt(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: e.to_string(),
         }
-        Ok(Store { conn, path })
     }
 
     pub fn path(&self) -> &str {
@@ -264,18 +317,7 @@ impl Store {
     pub fn complete_intents(&mut self, intents: &[Intent]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for i in intents {
-            let record = Record {
-                user: i.user.clone(),
-                app_hash: Some(i.app_hash.clone()),
-                linux_hash: i.new_linux.clone(),
-                changed_day: i.provenance.at.day,
-                changed_at: i.provenance.at.unix_secs,
-                changed_by: i.provenance.by.clone(),
-                source: i.provenance.source,
-                session_epoch: 0,
-                must_change: i.must_change,
-            };
-            replace_record(&tx, &record, i.provenance.at)?;
+            replace_record(&tx, &i.as_record(), &i.old_linux, i.provenance.at)?;
             tx.execute("DELETE FROM intent WHERE user = ?1", [i.user.as_str()])?;
         }
         Ok(tx.commit()?)
@@ -295,9 +337,18 @@ impl Store {
     pub fn adopt(&mut self, adoptions: &[Record], at: Now) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for record in adoptions {
-            replace_record(&tx, record, at)?;
+            replace_record(&tx, record, &record.linux_hash, at)?;
         }
         Ok(tx.commit()?)
+    }
+
+    /// Whether `hash` is one the record has replaced: seeing it in shadow again
+    /// means shadow was rolled back, whatever its last-change day says.
+    pub fn has_replaced(&self, user: &UserName, hash: &LinuxHash) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM history WHERE user = ?1 AND linux_hash = ?2 LIMIT 1")?;
+        Ok(stmt.exists(params![user.as_str(), hash.as_str()])?)
     }
 
     /// Fills in the Argon2id hash of an adopted record, if the record still holds
@@ -318,7 +369,14 @@ impl Store {
 
 /// Replaces (or creates) a record: the previous hashes move to history and the
 /// session epoch goes up by one, which signs the user out of the application.
-fn replace_record(tx: &Transaction<'_>, record: &Record, at: Now) -> Result<(), StoreError> {
+/// A user's first record keeps `enrolled_from`, the shadow hash it replaced, in
+/// history too, so a rollback to before the enrolment is recognised.
+fn replace_record(
+    tx: &Transaction<'_>,
+    record: &Record,
+    enrolled_from: &LinuxHash,
+    at: Now,
+) -> Result<(), StoreError> {
     let previous: Option<(Option<String>, String, i64)> = tx
         .query_row(
             "SELECT app_hash, linux_hash, session_epoch FROM record WHERE user = ?1",
@@ -326,19 +384,17 @@ fn replace_record(tx: &Transaction<'_>, record: &Record, at: Now) -> Result<(), 
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let epoch = match previous {
-        Some((app_hash, linux_hash, epoch)) => {
-            tx.prepare_cached("INSERT INTO history VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![
-                    record.user.as_str(),
-                    app_hash,
-                    linux_hash,
-                    at.unix_secs
-                ])?;
-            epoch + 1
-        }
-        None => 1,
+    let (retired_app, retired_linux, epoch) = match previous {
+        Some((app_hash, linux_hash, epoch)) => (app_hash, linux_hash, epoch + 1),
+        None => (None, enrolled_from.as_str().to_owned(), 1),
     };
+    tx.prepare_cached("INSERT INTO history VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            record.user.as_str(),
+            retired_app,
+            retired_linux,
+            at.unix_secs
+        ])?;
     tx.prepare_cached("INSERT OR REPLACE INTO record VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?
         .execute(params![
             record.user.as_str(),

@@ -217,7 +217,7 @@ pub fn verify(password: &Password, hash: &LinuxHash) -> bool {
         return false;
     };
     match crypt(&phrase, &setting) {
-        Some(computed) => constant_time_eq(computed.as_bytes(), stored.as_bytes()),
+        Some(computed) => crate::secret::constant_time_eq(computed.as_bytes(), stored.as_bytes()),
         None => false,
     }
 }
@@ -236,16 +236,6 @@ pub fn preferred_algorithm() -> Option<Algorithm> {
     let prefix = unsafe { CStr::from_ptr(prefix) };
     let prefix = prefix.to_str().ok()?;
     Algorithm::ALL.into_iter().find(|a| a.prefix() == prefix)
-}
-
-/// Compares every byte, so the time taken does not depend on where the first
-/// difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 /// The password as libcrypt takes it: a NUL-terminated copy, wiped on drop.

@@ -14,6 +14,7 @@ pub mod privilege;
 pub mod shadow;
 pub mod signals;
 pub mod syslog;
+pub mod terminal;
 
 use std::path::{Path, PathBuf};
 

@@ -9,22 +9,15 @@
 
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::stat::{Mode, umask};
-use nix::unistd::{Gid, Uid, getegid, geteuid, getgid, getuid};
+use nix::unistd::{getegid, geteuid, getgid, getuid};
 
 /// The identity the process was started with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invoker {
     pub real_uid: u32,
-    pub real_gid: u32,
     pub effective_uid: u32,
     /// Real and effective ids differ: a setuid or setgid run.
     pub elevated: bool,
-}
-
-impl Invoker {
-    pub fn is_root(&self) -> bool {
-        self.real_uid == 0
-    }
 }
 
 const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -33,7 +26,6 @@ const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 pub fn harden() -> Invoker {
     let invoker = Invoker {
         real_uid: getuid().as_raw(),
-        real_gid: getgid().as_raw(),
         effective_uid: geteuid().as_raw(),
         elevated: getuid() != geteuid() || getgid() != getegid(),
     };
@@ -68,30 +60,23 @@ fn ensure_standard_fds() {
     }
 }
 
-/// Keeps only a validated TERM (for the prompt) and sets a fixed PATH and C locale.
+/// Keeps only a validated TERM (for the prompt) and sets a fixed PATH and C
+/// locale. `clearenv` rather than removing names one by one: a hostile caller
+/// can pass entries that `remove_var` can't name (no `=`, or a leading `=`).
 fn reset_environment() {
     let term = std::env::var("TERM").ok().filter(|t| {
         t.len() < 64
             && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
     });
-    let names: Vec<_> = std::env::vars_os().map(|(name, _)| name).collect();
-    for name in names {
-        // SAFETY: `harden` runs first in `main`, before any thread is spawned, so
-        // nothing can read the environment concurrently.
-        unsafe { std::env::remove_var(name) };
-    }
-    // SAFETY: as above, single-threaded.
+    // SAFETY: `harden` runs first in `main`, before any thread is spawned, so
+    // nothing reads or holds a pointer into the environment meanwhile.
     unsafe {
+        libc::clearenv();
         std::env::set_var("PATH", SAFE_PATH);
         std::env::set_var("LC_ALL", "C");
         if let Some(term) = term {
             std::env::set_var("TERM", term);
         }
     }
-}
-
-/// Whether `uid`/`gid` are the effective ids (for owner checks on files).
-pub fn effective_ids() -> (Uid, Gid) {
-    (geteuid(), getegid())
 }

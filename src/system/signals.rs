@@ -1,11 +1,23 @@
-//! Signals around a password prompt. While the terminal's echo is off, SIGINT,
-//! SIGTERM, SIGHUP, SIGQUIT and SIGTSTP must not kill or stop the process before
-//! the echo is restored: during a prompt they get a handler that does nothing,
-//! installed without `SA_RESTART`, so the blocked `read` returns `EINTR`, the
-//! prompt reader restores the terminal on its way out, and the command fails
-//! with "interrupted".
+//! Signals around the two moments that must not be cut short.
+//!
+//! - [`Blocked`]: while both stores are being written (from the intent to the
+//!   record), HUP, INT, QUIT, TERM, TSTP and PIPE are held back, as shadow-utils
+//!   does around its writes; they are delivered when the guard drops.
+//! - [`Interruptible`]: while a password prompt has the terminal's echo off,
+//!   INT, TERM, HUP, QUIT and TSTP get a handler that does nothing, installed
+//!   without `SA_RESTART`, so the blocked `read` returns `EINTR`, the terminal
+//!   is restored on the way out, and the command fails with "interrupted".
 
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
+
+const HELD_DURING_WRITES: [Signal; 6] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGTSTP,
+    Signal::SIGPIPE,
+];
 
 const INTERRUPTS: [Signal; 5] = [
     Signal::SIGINT,
@@ -14,6 +26,39 @@ const INTERRUPTS: [Signal; 5] = [
     Signal::SIGQUIT,
     Signal::SIGTSTP,
 ];
+
+/// Holds the signals back until dropped. The mask is per thread: credsync
+/// writes from its main thread only. Guards nest.
+pub struct Blocked {
+    previous: Option<SigSet>,
+}
+
+impl Blocked {
+    pub fn new() -> Self {
+        let mut set = SigSet::empty();
+        for signal in HELD_DURING_WRITES {
+            set.add(signal);
+        }
+        // pthread_sigmask only fails for an invalid `how`.
+        Blocked {
+            previous: set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok(),
+        }
+    }
+}
+
+impl Default for Blocked {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        if let Some(previous) = &self.previous {
+            let _ = previous.thread_set_mask();
+        }
+    }
+}
 
 extern "C" fn interrupt(_: libc::c_int) {}
 

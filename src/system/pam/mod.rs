@@ -254,9 +254,12 @@ impl<'c> Transaction<'c> {
     }
 
     fn authenticate(&mut self) -> c_int {
+        // Like sudo-rs: an account without a password (`nullok` in the stack)
+        // must not pass a check whose point is proving the current password.
+        let flags = sys::PAM_DISALLOW_NULL_AUTHTOK;
         // SAFETY: the handle is open, and the conversation it calls is alive
         // for 'c, which outlives `self`.
-        let status = unsafe { sys::pam_authenticate(self.handle.as_ptr(), 0) };
+        let status = unsafe { sys::pam_authenticate(self.handle.as_ptr(), flags) };
         self.record(status)
     }
 

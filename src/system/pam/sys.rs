@@ -9,6 +9,8 @@ use std::marker::{PhantomData, PhantomPinned};
 
 // Return codes.
 pub const PAM_SUCCESS: c_int = 0;
+/// Flag for `pam_authenticate`: an empty password hash never authenticates.
+pub const PAM_DISALLOW_NULL_AUTHTOK: c_int = 0x0001;
 pub const PAM_BUF_ERR: c_int = 5;
 pub const PAM_AUTH_ERR: c_int = 7;
 pub const PAM_USER_UNKNOWN: c_int = 10;

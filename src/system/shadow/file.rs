@@ -5,7 +5,7 @@ use super::LastChange;
 use crate::account::UserName;
 use crate::system::crypt::LinuxHash;
 use crate::system::passwd::{entry_fields, lines};
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
 
 /// One user's line of `/etc/shadow`, as far as credsync cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,41 +26,30 @@ pub struct ShadowEntry {
 #[derive(Debug, Clone, Default)]
 pub struct ShadowFile {
     lines: Vec<Vec<u8>>,
+    /// Line number of each user's first entry, so lookups don't re-parse the
+    /// file (a batch looks up every user it changes). Changing a password
+    /// keeps the name, so the index stays true.
+    index: HashMap<String, usize>,
     /// The content on disk this file derives from, so a write can refuse to
-    /// overwrite a file that changed since (a lost update).
-    base: Base,
-}
-
-/// The bytes a [`ShadowFile`] was parsed from, moved forward when the file is
-/// written: after `write(&file)`, `file` (and clones made from it afterwards)
-/// can be changed and written again, while a clone taken before the write
-/// cannot undo it.
-#[derive(Debug, Default)]
-struct Base(Mutex<Vec<u8>>);
-
-impl Base {
-    fn get(&self) -> Vec<u8> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-    fn set(&self, bytes: Vec<u8>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = bytes;
-    }
-}
-
-impl Clone for Base {
-    fn clone(&self) -> Self {
-        Base(Mutex::new(self.get()))
-    }
+    /// overwrite a file that changed since (a lost update). Moved forward by a
+    /// successful write: `file` can then be changed and written again, while a
+    /// clone taken before the write cannot undo it.
+    base: Vec<u8>,
 }
 
 impl ShadowFile {
     pub fn parse(raw: Vec<u8>) -> Self {
+        let lines: Vec<Vec<u8>> = lines(&raw).map(<[u8]>::to_vec).collect();
+        let mut index = HashMap::new();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some(entry) = parse_entry(line) {
+                index.entry(entry.name).or_insert(i);
+            }
+        }
         ShadowFile {
-            lines: lines(&raw).map(<[u8]>::to_vec).collect(),
-            base: Base(Mutex::new(raw)),
+            lines,
+            index,
+            base: raw,
         }
     }
 
@@ -108,21 +97,18 @@ impl ShadowFile {
     }
 
     /// The content on disk this file derives from.
-    pub(super) fn base(&self) -> Vec<u8> {
-        self.base.get()
+    pub(super) fn base(&self) -> &[u8] {
+        &self.base
     }
 
     /// Records that `written` (this file's bytes) is now on disk.
-    pub(super) fn written(&self, written: Vec<u8>) {
-        self.base.set(written);
+    pub(super) fn written(&mut self, written: Vec<u8>) {
+        self.base = written;
     }
 
     fn find(&self, user: &UserName) -> Option<(usize, ShadowEntry)> {
-        self.lines.iter().enumerate().find_map(|(i, line)| {
-            parse_entry(line)
-                .filter(|e| e.name == user.as_str())
-                .map(|e| (i, e))
-        })
+        let &index = self.index.get(user.as_str())?;
+        parse_entry(&self.lines[index]).map(|entry| (index, entry))
     }
 }
 

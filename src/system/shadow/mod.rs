@@ -33,6 +33,17 @@ pub enum LastChange {
     Day(i64),
 }
 
+impl LastChange {
+    /// Field 3 for a password set on `day`: `0` if it must be changed at next login.
+    pub fn after_change(day: i64, must_change: bool) -> Self {
+        if must_change {
+            LastChange::MustChange
+        } else {
+            LastChange::Day(day)
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ShadowError {
     #[error("the password files are locked by another program{}; try again", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
@@ -136,7 +147,7 @@ impl ShadowLock {
     /// forward, so it can be changed and written again). Otherwise `Changed`
     /// is returned and nothing is written. On any error `/etc/shadow` is
     /// untouched.
-    pub fn write(&self, file: &ShadowFile) -> Result<(), ShadowError> {
+    pub fn write(&self, file: &mut ShadowFile) -> Result<(), ShadowError> {
         if !self.shadow_lock.is_ours() {
             return Err(ShadowError::LockLost {
                 path: self.shadow_lock.path().display().to_string(),
@@ -296,7 +307,7 @@ mod tests {
         let lock = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
         let mut file = lock.read().unwrap();
         assert!(file.set_password(&alice(), &new_hash(), LastChange::Day(20000)));
-        lock.write(&file).unwrap();
+        lock.write(&mut file).unwrap();
 
         assert_eq!(fx.read("shadow"), new_content());
         assert_eq!(fx.read("shadow-"), OLD);
@@ -325,11 +336,11 @@ mod tests {
         let lock = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
         let mut file = lock.read().unwrap();
         file.set_password(&alice(), &new_hash(), LastChange::Day(20000));
-        lock.write(&file).unwrap();
+        lock.write(&mut file).unwrap();
 
         let mut again = lock.read().unwrap();
         again.set_password(&alice(), &new_hash(), LastChange::MustChange);
-        lock.write(&again).unwrap();
+        lock.write(&mut again).unwrap();
         assert_eq!(fx.read("shadow-"), new_content());
         assert_eq!(
             lock.read().unwrap().entry(&alice()).unwrap().last_change,
@@ -342,17 +353,17 @@ mod tests {
         let fx = Fixture::with_shadow(OLD);
         let lock = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
         let mut file = lock.read().unwrap();
-        let copy_before_write = file.clone();
+        let mut copy_before_write = file.clone();
         file.set_password(&alice(), &new_hash(), LastChange::Day(20000));
-        lock.write(&file).unwrap();
+        lock.write(&mut file).unwrap();
 
         let mut next = file.clone();
         next.set_password(&alice(), &new_hash(), LastChange::MustChange);
-        lock.write(&next).unwrap();
+        lock.write(&mut next).unwrap();
         assert_eq!(fx.read("shadow"), next.to_bytes());
 
         // Writing the stale copy would undo both writes.
-        let err = lock.write(&copy_before_write).unwrap_err();
+        let err = lock.write(&mut copy_before_write).unwrap_err();
         assert!(matches!(err, ShadowError::Changed { .. }), "{err}");
         assert_eq!(fx.read("shadow"), next.to_bytes());
     }
@@ -365,7 +376,7 @@ mod tests {
         let lock = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
         let mut file = lock.read().unwrap();
         file.set_password(&alice(), &new_hash(), LastChange::Day(20000));
-        lock.write(&file).unwrap();
+        lock.write(&mut file).unwrap();
         drop(lock);
         assert_eq!(fx.read("shadow"), new_content());
         assert_eq!(fx.listing(), [".pwd.lock", "shadow", "shadow-"]);
@@ -374,11 +385,11 @@ mod tests {
     #[test]
     fn write_refuses_a_file_that_changed_since_it_was_read() {
         let fx = Fixture::with_shadow(OLD);
-        let stale = read_unlocked(&fx.paths).unwrap();
+        let mut stale = read_unlocked(&fx.paths).unwrap();
         std::fs::write(fx.paths.shadow(), b"root:*:1:0:99999:7:::\n").unwrap();
 
         let lock = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
-        let err = lock.write(&stale).unwrap_err();
+        let err = lock.write(&mut stale).unwrap_err();
         assert!(matches!(err, ShadowError::Changed { .. }), "{err}");
         drop(lock);
         assert_eq!(fx.read("shadow"), b"root:*:1:0:99999:7:::\n");
@@ -389,9 +400,9 @@ mod tests {
     fn write_refuses_when_our_lock_file_was_removed() {
         let fx = Fixture::with_shadow(OLD);
         let lock = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
-        let file = lock.read().unwrap();
+        let mut file = lock.read().unwrap();
         std::fs::remove_file(fx.file("shadow.lock")).unwrap();
-        let err = lock.write(&file).unwrap_err();
+        let err = lock.write(&mut file).unwrap_err();
         assert!(matches!(err, ShadowError::LockLost { .. }), "{err}");
         assert_eq!(fx.read("shadow"), OLD);
     }
@@ -489,7 +500,7 @@ mod tests {
         assert!(missing(read_unlocked(&fx.paths).map(drop)));
         let lock = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
         assert!(missing(lock.read().map(drop)));
-        assert!(missing(lock.write(&ShadowFile::default())));
+        assert!(missing(lock.write(&mut ShadowFile::default())));
         drop(lock);
         assert_eq!(fx.listing(), [".pwd.lock"]);
     }

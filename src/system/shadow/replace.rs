@@ -7,8 +7,8 @@
 //! written to a temporary in `/etc`, fsynced, renamed over the original.
 
 use super::{RemoveOnDrop, ShadowError, ShadowFile, io_error, lock::with_suffix};
+use crate::system::signals;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use std::fs::{File, FileTimes, Metadata, OpenOptions, Permissions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
@@ -25,8 +25,8 @@ const SELINUX_LABEL: &str = "security.selinux";
 /// from: another program wrote it without the locks, `file` was read before
 /// they were taken, or `file` is a copy taken before an earlier write of ours.
 /// Writing would silently undo that change.
-pub(super) fn replace(shadow: &Path, file: &ShadowFile) -> Result<(), ShadowError> {
-    let _signals = SignalsBlocked::new();
+pub(super) fn replace(shadow: &Path, file: &mut ShadowFile) -> Result<(), ShadowError> {
+    let _signals = signals::Blocked::new();
     let _fsize = NoFileSizeLimit::new();
 
     let Current {
@@ -154,41 +154,6 @@ fn write_then_rename(
     std::fs::rename(temp, target).map_err(|e| io_error("replace", target, e))?;
     remove.disarm();
     Ok(())
-}
-
-/// Holds HUP, INT, QUIT, TERM, TSTP and PIPE back while the files are being
-/// replaced (shadow-utils ignores them); they are delivered when this drops.
-/// The mask is per thread: credsync is single-threaded while it writes.
-struct SignalsBlocked {
-    previous: Option<SigSet>,
-}
-
-impl SignalsBlocked {
-    fn new() -> Self {
-        let mut set = SigSet::empty();
-        for signal in [
-            Signal::SIGHUP,
-            Signal::SIGINT,
-            Signal::SIGQUIT,
-            Signal::SIGTERM,
-            Signal::SIGTSTP,
-            Signal::SIGPIPE,
-        ] {
-            set.add(signal);
-        }
-        // pthread_sigmask only fails for an invalid `how`.
-        SignalsBlocked {
-            previous: set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok(),
-        }
-    }
-}
-
-impl Drop for SignalsBlocked {
-    fn drop(&mut self) {
-        if let Some(previous) = &self.previous {
-            let _ = previous.thread_set_mask();
-        }
-    }
 }
 
 /// Lifts `RLIMIT_FSIZE` so that `ulimit -f` can't truncate the new file;
