@@ -495,6 +495,30 @@ impl Sandbox {
             .code
     }
 
+    /// Both stores take `current` and refuse `previous`: pam_unix, reading the
+    /// shadow file as it is now (through `pamtester`), and the record (`verify`).
+    #[track_caller]
+    pub fn assert_only_accepts(&self, user: &str, current: &str, previous: &str) {
+        assert!(
+            self.pamtester(user, current),
+            "pam_unix rejects {user}'s current password"
+        );
+        assert!(
+            !self.pamtester(user, previous),
+            "pam_unix still accepts {user}'s previous password"
+        );
+        assert_eq!(
+            self.verify(user, current),
+            0,
+            "verify rejects {user}'s current password"
+        );
+        assert_eq!(
+            self.verify(user, previous),
+            1,
+            "verify still accepts {user}'s previous password"
+        );
+    }
+
     /// `credsync --json status USER` as root: the state of `user`, or `None`
     /// when credsync does not manage it.
     #[track_caller]

@@ -307,21 +307,7 @@ mod tests {
     use super::*;
     use std::ffi::CString;
 
-    thread_local! {
-        static SHOWN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    }
-
-    fn remember(line: &str) {
-        SHOWN.with(|shown| shown.borrow_mut().push(line.to_owned()));
-    }
-
-    fn shown() -> Vec<String> {
-        SHOWN.with(|shown| shown.take())
-    }
-
-    fn explode(_: &str) {
-        panic!("a bug while showing a message");
-    }
+    use crate::system::pam::tests::{explode, remember, shown};
 
     /// Plays PAM's part: sends `messages` in Linux-PAM's layout and takes back
     /// each answer as the full `RESPONSE_SIZE` bytes, then frees what PAM owns.

@@ -15,15 +15,15 @@ thread_local! {
     static SHOWN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
-fn remember(line: &str) {
+pub(super) fn remember(line: &str) {
     SHOWN.with(|shown| shown.borrow_mut().push(line.to_owned()));
 }
 
-fn shown() -> Vec<String> {
+pub(super) fn shown() -> Vec<String> {
     SHOWN.with(|shown| shown.take())
 }
 
-fn explode(_: &str) {
+pub(super) fn explode(_: &str) {
     panic!("a bug while showing a message");
 }
 
