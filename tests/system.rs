@@ -605,3 +605,27 @@ fn failed_verify_is_delayed() {
         .run(&["verify", "alice", "--stdin"], &format!("{NEW}\n"))
         .expect_ok("alice verifies her own password");
 }
+
+/// A setuid run takes on root's identity entirely once it knows its caller, so
+/// the caller can't stop it (and so hold the password files' lock forever).
+#[test]
+fn the_caller_cannot_stop_a_setuid_run() {
+    let sandbox = Sandbox::new();
+    let alice = sandbox.useradd("alice");
+    sandbox.chpasswd("alice", OLD);
+    let out = sandbox
+        .as_user(&alice)
+        .bash(
+            "\"$CREDSYNC\" passwd --stdin < <(sleep 3) >/dev/null 2>&1 & \
+             sleep 0.5; kill -STOP $! 2>/dev/null; echo \"stop=$?\"; kill -0 $! 2>/dev/null; echo \"probe=$?\"",
+        )
+        .expect_ok("the script");
+    assert!(
+        out.stdout.contains("stop=1"),
+        "alice could stop credsync:\n{out}"
+    );
+    assert!(
+        out.stdout.contains("probe=1"),
+        "alice could signal credsync:\n{out}"
+    );
+}

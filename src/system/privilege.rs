@@ -9,7 +9,7 @@
 
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::stat::{Mode, umask};
-use nix::unistd::{getegid, geteuid, getgid, getuid};
+use nix::unistd::{Gid, Uid, getegid, geteuid, getgid, getuid, setresgid, setresuid};
 
 /// The identity the process was started with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,27 @@ pub fn harden() -> Invoker {
             std::process::exit(3);
         }
         reset_environment();
+        if invoker.effective_uid == 0 {
+            become_root_entirely();
+        }
     }
     invoker
+}
+
+/// A setuid-root run keeps its caller's uid as the real uid, which lets the
+/// caller signal it — `kill -STOP` while it holds `/etc/.pwd.lock` would
+/// block every password change on the system. The caller is recorded in
+/// `Invoker` first; then all three uids (and gids) become root, as `su` and
+/// sudo do. Signals from the terminal (Ctrl-C at a prompt) still arrive.
+fn become_root_entirely() {
+    let root_gid = Gid::from_raw(0);
+    let root_uid = Uid::from_raw(0);
+    if setresgid(root_gid, root_gid, root_gid).is_err()
+        || setresuid(root_uid, root_uid, root_uid).is_err()
+    {
+        eprintln!("credsync: cannot take on root's identity; refusing to run");
+        std::process::exit(3);
+    }
 }
 
 /// Opens /dev/null until descriptors 0, 1 and 2 all exist, so a caller who

@@ -620,6 +620,22 @@ impl AsUser<'_> {
         self
     }
 
+    /// Runs a bash script as this user; `$CREDSYNC` names the setuid binary.
+    pub fn bash(&self, script: &str) -> Outcome {
+        let sandbox = self.sandbox;
+        let mut cmd = sandbox.in_namespace();
+        cmd.arg(sandbox.tools.get("setpriv"))
+            .arg(format!("--reuid={}", self.account.uid))
+            .arg(format!("--regid={}", self.account.gid))
+            .args(["--clear-groups", "--inh-caps=-all", "--"])
+            .arg(sandbox.tools.get("env"))
+            .arg("-i")
+            .arg(format!("PATH={SYSTEM_PATH}"))
+            .arg(format!("CREDSYNC={}", sandbox.credsync.display()))
+            .args(["bash", "-c", script]);
+        Sandbox::run(cmd, "")
+    }
+
     /// Runs the setuid credsync as this user, `stdin` fed in.
     pub fn run(&self, args: &[&str], stdin: &str) -> Outcome {
         self.run_timed(args, stdin).0
