@@ -623,8 +623,24 @@ fn insert_intent(root: &fixture::Root, user: &str, old: &str, new: &str) {
 
 /// Runs credsync on a pseudo-terminal (util-linux `script`), typing `keys`.
 fn on_terminal(root: &fixture::Root, args: &str, keys: &str) -> std::process::Output {
+    on_terminal_then(root, args, "", keys, std::time::Duration::ZERO)
+}
+
+/// The same, with `after` run in the same terminal session once credsync has
+/// exited, and the keys typed only after `delay`.
+fn on_terminal_then(
+    root: &fixture::Root,
+    args: &str,
+    after: &str,
+    keys: &str,
+    delay: std::time::Duration,
+) -> std::process::Output {
     let bin = assert_cmd::cargo::cargo_bin("credsync");
-    let command = format!("{} --root {} {args}", bin.display(), root.path().display());
+    let command = format!(
+        "{} --root {} {args}; echo \"exit=$?\"; {after}",
+        bin.display(),
+        root.path().display()
+    );
     std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .stdin(std::process::Stdio::piped())
@@ -632,10 +648,34 @@ fn on_terminal(root: &fixture::Root, args: &str, keys: &str) -> std::process::Ou
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
+            std::thread::sleep(delay);
             child.stdin.take().unwrap().write_all(keys.as_bytes())?;
             child.wait_with_output()
         })
         .expect("util-linux script runs a command on a pseudo-terminal")
+}
+
+#[test]
+fn ctrl_c_at_a_prompt_restores_the_echo_and_changes_nothing() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    let before = root.shadow();
+    // Ctrl-C once credsync waits at the prompt with the echo off.
+    let out = on_terminal_then(
+        &root,
+        "passwd alice",
+        "stty -a",
+        "\u{3}",
+        std::time::Duration::from_millis(700),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("interrupted; nothing was changed"), "{text}");
+    assert!(text.contains("exit=3"), "{text}");
+    assert!(
+        text.split_whitespace().any(|w| w == "echo"),
+        "echo restored: {text}"
+    );
+    assert!(!text.split_whitespace().any(|w| w == "-echo"), "{text}");
+    assert_eq!(root.shadow(), before);
 }
 
 #[test]
