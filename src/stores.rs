@@ -40,7 +40,7 @@ impl Stores {
     }
 
     /// Applies the recovery rule above to every intent left in the store.
-    pub fn finish_interrupted(&mut self) -> Result<(), Error> {
+    fn finish_interrupted(&mut self) -> Result<(), Error> {
         let intents = self.store.intents()?;
         if intents.is_empty() {
             return Ok(());
