@@ -623,7 +623,7 @@ fn insert_intent(root: &fixture::Root, user: &str, old: &str, new: &str) {
 
 /// Runs credsync on a pseudo-terminal (util-linux `script`), typing `keys`.
 fn on_terminal(root: &fixture::Root, args: &str, keys: &str) -> std::process::Output {
-    on_terminal_then(root, args, "", keys, std::time::Duration::ZERO)
+    on_terminal_then(root, args, "true", keys, std::time::Duration::ZERO)
 }
 
 /// The same, with `after` run in the same terminal session once credsync has
@@ -637,7 +637,7 @@ fn on_terminal_then(
 ) -> std::process::Output {
     let bin = assert_cmd::cargo::cargo_bin("credsync");
     let command = format!(
-        "{} --root {} {args}; echo \"exit=$?\"; {after}",
+        "{} --root {} {args}; code=$?; echo \"exit=$code\"; {after}; exit $code",
         bin.display(),
         root.path().display()
     );
@@ -665,7 +665,7 @@ fn ctrl_c_at_a_prompt_restores_the_echo_and_changes_nothing() {
         "passwd alice",
         "stty -a",
         "\u{3}",
-        std::time::Duration::from_millis(700),
+        std::time::Duration::from_millis(1500),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("interrupted; nothing was changed"), "{text}");
