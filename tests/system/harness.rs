@@ -620,8 +620,9 @@ impl AsUser<'_> {
         self
     }
 
-    /// Runs a bash script as this user; `$CREDSYNC` names the setuid binary.
-    pub fn bash(&self, script: &str) -> Outcome {
+    /// `setpriv` to this user (no groups, no capabilities), then `env -i`: the
+    /// arguments that follow are the whole environment and the command.
+    fn command(&self) -> Command {
         let sandbox = self.sandbox;
         let mut cmd = sandbox.in_namespace();
         cmd.arg(sandbox.tools.get("setpriv"))
@@ -629,9 +630,15 @@ impl AsUser<'_> {
             .arg(format!("--regid={}", self.account.gid))
             .args(["--clear-groups", "--inh-caps=-all", "--"])
             .arg(sandbox.tools.get("env"))
-            .arg("-i")
-            .arg(format!("PATH={SYSTEM_PATH}"))
-            .arg(format!("CREDSYNC={}", sandbox.credsync.display()))
+            .arg("-i");
+        cmd
+    }
+
+    /// Runs a bash script as this user; `$CREDSYNC` names the setuid binary.
+    pub fn bash(&self, script: &str) -> Outcome {
+        let mut cmd = self.command();
+        cmd.arg(format!("PATH={SYSTEM_PATH}"))
+            .arg(format!("CREDSYNC={}", self.sandbox.credsync.display()))
             .args(["bash", "-c", script]);
         Sandbox::run(cmd, "")
     }
@@ -642,17 +649,10 @@ impl AsUser<'_> {
     }
 
     pub fn run_timed(&self, args: &[&str], stdin: &str) -> (Outcome, Duration) {
-        let sandbox = self.sandbox;
-        let mut cmd = sandbox.in_namespace();
-        cmd.arg(sandbox.tools.get("setpriv"))
-            .arg(format!("--reuid={}", self.account.uid))
-            .arg(format!("--regid={}", self.account.gid))
-            .args(["--clear-groups", "--inh-caps=-all", "--"])
-            // The environment is set only for credsync itself, by env -i.
-            .arg(sandbox.tools.get("env"))
-            .arg("-i");
+        // The environment is set only for credsync itself, by env -i.
+        let mut cmd = self.command();
         cmd.args(self.env.iter().map(|(k, v)| format!("{k}={v}")));
-        cmd.arg(&sandbox.credsync).args(args);
+        cmd.arg(&self.sandbox.credsync).args(args);
         let started = Instant::now();
         let outcome = Sandbox::run(cmd, stdin);
         (outcome, started.elapsed())
