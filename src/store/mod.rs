@@ -239,10 +239,6 @@ impl Store {
         }
     }
 
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
     pub fn records(&self) -> Result<Vec<Record>, StoreError> {
         let mut stmt = self
             .conn

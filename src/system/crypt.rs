@@ -36,21 +36,10 @@ impl LinuxHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// A leading `!` is a lock (`passwd -l`, `usermod -L`).
-    pub fn is_locked(&self) -> bool {
-        self.0.starts_with('!')
-    }
-    /// The algorithm of a usable hash, by its prefix (`$2a$`/`$2y$` count as
-    /// blowfish). `None` for locked or disabled fields and for formats credsync
-    /// never writes (DES, bigcrypt, `$sha1$`, ...), which `verify` still checks.
-    pub fn algorithm(&self) -> Option<Algorithm> {
-        let s = self.as_str();
-        if ["$2a$", "$2y$"].iter().any(|p| s.starts_with(p)) {
-            return Some(Algorithm::Blowfish);
-        }
-        Algorithm::ALL
-            .into_iter()
-            .find(|a| s.starts_with(a.prefix()))
+    /// Whether the field can match any password at all: empty, locked (`!...`,
+    /// `passwd -l`, `usermod -L`) and disabled (`*...`) fields never do.
+    pub fn is_usable(&self) -> bool {
+        !self.0.is_empty() && !self.0.starts_with(['!', '*'])
     }
 }
 
@@ -206,10 +195,10 @@ pub fn hash_password(password: &Password, method: &HashMethod) -> Result<LinuxHa
 /// libcrypt knows is checked (`$y$`, `$gy$`, `$6$`, `$5$`, `$2b$`/`$2a$`/`$2y$`,
 /// `$1$`, DES, ...).
 pub fn verify(password: &Password, hash: &LinuxHash) -> bool {
-    let stored = hash.as_str();
-    if stored.is_empty() || stored.starts_with(['!', '*']) {
+    if !hash.is_usable() {
         return false;
     }
+    let stored = hash.as_str();
     let Ok(phrase) = Phrase::new(password) else {
         return false;
     };
@@ -411,6 +400,17 @@ mod tests {
         Password::new(s.as_bytes().to_vec()).unwrap()
     }
 
+    /// The algorithm a hash names by its prefix (`$2a$`/`$2y$` are blowfish).
+    fn algorithm_of(hash: &LinuxHash) -> Option<Algorithm> {
+        let s = hash.as_str();
+        if ["$2a$", "$2y$"].iter().any(|p| s.starts_with(p)) {
+            return Some(Algorithm::Blowfish);
+        }
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| s.starts_with(a.prefix()))
+    }
+
     fn hash(s: &str) -> LinuxHash {
         LinuxHash::from_field(s).unwrap()
     }
@@ -431,7 +431,7 @@ mod tests {
             let h = hash_password(&pw("Correct#Horse1"), &cheap(algorithm))
                 .unwrap_or_else(|e| panic!("{algorithm}: {e}"));
             assert!(h.as_str().starts_with(algorithm.prefix()), "{algorithm}");
-            assert_eq!(h.algorithm(), Some(algorithm));
+            assert_eq!(algorithm_of(&h), Some(algorithm));
             assert!(verify(&pw("Correct#Horse1"), &h), "{algorithm}");
             assert!(!verify(&pw("Correct#Horse2"), &h), "{algorithm}");
             assert!(!verify(&pw("Correct#Horse"), &h), "{algorithm}");
@@ -540,7 +540,8 @@ mod tests {
         let good = hash_password(&pw("pw"), &cheap(Algorithm::Sha512)).unwrap();
         assert!(verify(&pw("pw"), &good));
         let locked = hash(&format!("!{}", good.as_str()));
-        assert!(locked.is_locked());
+        assert!(!locked.is_usable());
+        assert!(good.is_usable());
         assert!(!verify(&pw("pw"), &locked));
         for field in ["", "!", "!!", "*", "*LK*", "x", "$6$", "*0", "*1"] {
             assert!(!verify(&pw("pw"), &hash(field)), "{field:?}");
