@@ -15,13 +15,15 @@
 //! - an intent still pending: finished first (`Stores::lock`).
 #![forbid(unsafe_code)]
 
+use crate::account::UserName;
 use crate::audit::{self, Event};
 use crate::clock::Now;
 use crate::error::Error;
-use crate::store::{Record, Source, Store};
+use crate::store::{Intent, Record, Source, Store};
 use crate::stores::Stores;
 use crate::system::crypt::LinuxHash;
 use crate::system::shadow::{LastChange, ShadowEntry, ShadowFile};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drift {
@@ -74,64 +76,85 @@ pub fn drift(store: &Store, record: &Record, entry: Option<&ShadowEntry>) -> Res
     })
 }
 
-/// Every record with its state, as a reader sees it: no lock, no write. A user
-/// whose change was interrupted is `Pending` (shown with the record it will
-/// become) until a writer finishes it. No store yet means nothing is managed.
-pub fn survey(store: Option<&Store>, shadow: &ShadowFile) -> Result<Vec<(Record, Drift)>, Error> {
+/// Every record (or only `only`'s) with its state, as a reader sees it: no
+/// lock, no write. A user whose change was interrupted is `Pending` (shown with
+/// the record it will become) until a writer finishes it. No store yet means
+/// nothing is managed.
+pub fn survey(
+    store: Option<&Store>,
+    shadow: &ShadowFile,
+    only: Option<&UserName>,
+) -> Result<Vec<(Record, Drift)>, Error> {
     let Some(store) = store else {
         return Ok(Vec::new());
     };
-    let intents = store.intents()?;
-    let mut findings = Vec::new();
-    for record in store.records()? {
-        let state = if intents.iter().any(|i| i.user == record.user) {
+    let mut in_flight: BTreeMap<UserName, Intent> = store
+        .intents()?
+        .into_iter()
+        .filter(|i| only.is_none_or(|user| *user == i.user))
+        .map(|i| (i.user.clone(), i))
+        .collect();
+    let records = match only {
+        Some(user) => store.record(user)?.into_iter().collect(),
+        None => store.records()?,
+    };
+    let mut findings = Vec::with_capacity(records.len() + in_flight.len());
+    for record in records {
+        let state = if in_flight.remove(&record.user).is_some() {
             Drift::Pending
         } else {
             drift(store, &record, shadow.entry(&record.user).as_ref())?
         };
         findings.push((record, state));
     }
-    for intent in intents {
-        if !findings.iter().any(|(r, _)| r.user == intent.user) {
-            findings.push((intent.as_record(), Drift::Pending));
-        }
+    // A first change still in flight has no record yet: show the one it makes.
+    if !in_flight.is_empty() {
+        findings.extend(
+            in_flight
+                .into_values()
+                .map(|i| (i.as_record(), Drift::Pending)),
+        );
+        findings.sort_by(|(a, _), (b, _)| a.user.cmp(&b.user));
     }
-    findings.sort_by(|(a, _), (b, _)| a.user.cmp(&b.user));
     Ok(findings)
 }
 
 /// Reconciles every managed user and returns what it found, record by record
 /// as it was before. Restorations are written to shadow in one replacement;
-/// adoptions to the record in one transaction.
+/// adoptions to the record in one transaction; with no drift, nothing is
+/// copied or written.
 pub fn sync(stores: &mut Stores, now: Now) -> Result<Vec<(Record, Drift)>, Error> {
-    let findings = survey(Some(&stores.store), &stores.shadow)?;
-    let mut restored = stores.shadow.clone();
-    let mut restorations = Vec::new();
-    let mut adoptions = Vec::new();
-    for (record, drift) in &findings {
-        match drift {
-            Drift::RecordNewer => {
-                let last_change = LastChange::after_change(record.changed_day, record.must_change);
-                restored.set_password(&record.user, &record.linux_hash, last_change);
-                restorations.push(&record.user);
-            }
-            Drift::LinuxNewer => {
-                let entry = stores
-                    .shadow
-                    .entry(&record.user)
-                    .expect("classified against an entry");
-                adoptions.push(adopted(record, &entry, now));
-            }
-            Drift::InSync | Drift::NoAccount | Drift::Pending => {}
-        }
-    }
+    let findings = survey(Some(&stores.store), &stores.shadow, None)?;
+    let with = |wanted: Drift| {
+        findings
+            .iter()
+            .filter(move |(_, d)| *d == wanted)
+            .map(|(r, _)| r)
+    };
+
+    let restorations: Vec<&Record> = with(Drift::RecordNewer).collect();
     if !restorations.is_empty() {
+        let mut restored = stores.shadow.clone();
+        for record in &restorations {
+            let last_change = LastChange::after_change(record.changed_day, record.must_change);
+            restored.set_password(&record.user, &record.linux_hash, last_change);
+        }
         stores.lock.write(&mut restored)?;
         stores.shadow = restored;
-        for user in restorations {
-            audit::log(Event::Restored { user });
+        for record in restorations {
+            audit::log(Event::Restored { user: &record.user });
         }
     }
+
+    let adoptions: Vec<Record> = with(Drift::LinuxNewer)
+        .map(|record| {
+            let entry = stores
+                .shadow
+                .entry(&record.user)
+                .expect("classified against an entry");
+            adopted(record, &entry, now)
+        })
+        .collect();
     if !adoptions.is_empty() {
         stores.store.adopt(&adoptions, now)?;
         for record in &adoptions {
@@ -163,7 +186,6 @@ fn adopted(record: &Record, entry: &ShadowEntry, now: Now) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::UserName;
 
     fn record(hash: &str, day: i64) -> Record {
         Record {

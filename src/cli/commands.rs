@@ -198,7 +198,7 @@ pub fn sync(ctx: &Context, dry_run: bool) -> Result<(), Error> {
     ctx.caller.require_root("run sync")?;
     let findings = if dry_run {
         let store = Store::open_existing(&ctx.paths.store_dir(), ctx.store_owner)?;
-        reconcile::survey(store.as_ref(), &shadow::read_unlocked(&ctx.paths)?)?
+        reconcile::survey(store.as_ref(), &shadow::read_unlocked(&ctx.paths)?, None)?
     } else {
         let mut stores = Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner)?;
         reconcile::sync(&mut stores, ctx.now)?
@@ -222,12 +222,12 @@ pub fn status(ctx: &Context, user: Option<&str>) -> Result<(), Error> {
     }
     let store = Store::open_existing(&ctx.paths.store_dir(), ctx.store_owner)?;
     let shadow = shadow::read_unlocked(&ctx.paths)?;
-    let mut findings = reconcile::survey(store.as_ref(), &shadow)?;
-    if let Some(target) = &only {
-        findings.retain(|(r, _)| &r.user == target);
-        if findings.is_empty() && shadow.entry(target).is_none() {
-            return Err(Error::UnknownUser(target.clone()));
-        }
+    let findings = reconcile::survey(store.as_ref(), &shadow, only.as_ref())?;
+    if let Some(target) = &only
+        && findings.is_empty()
+        && shadow.entry(target).is_none()
+    {
+        return Err(Error::UnknownUser(target.clone()));
     }
     report::status(ctx, &findings, only.as_ref());
     Ok(())
