@@ -160,8 +160,6 @@ fn hash_all(
 
 fn hash_one(password: &Password, method: &HashMethod, cost: &Argon2Cost) -> Result<Hashed, Error> {
     let linux = crypt::hash_password(password, method)?;
-    let app = cost
-        .hash(password)
-        .map_err(|e| Error::Failure(e.to_string()))?;
+    let app = cost.hash(password)?;
     Ok(Hashed { linux, app })
 }

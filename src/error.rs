@@ -4,6 +4,7 @@
 
 use crate::config::ConfigError;
 use crate::store::StoreError;
+use crate::store::app_hash::AppHashError;
 use crate::system::crypt::CryptError;
 use crate::system::pam::PamError;
 use crate::system::shadow::ShadowError;
@@ -56,6 +57,8 @@ pub enum Error {
     #[error(transparent)]
     Crypt(#[from] CryptError),
     #[error(transparent)]
+    AppHash(#[from] AppHashError),
+    #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Pam(PamError),
@@ -78,7 +81,9 @@ impl Error {
             Error::Invalid(_) | Error::UnknownUser(_) => exit::INVALID,
             Error::FileMissing(_) => exit::FILE_MISSING,
             Error::MustChange => exit::MUST_CHANGE,
-            Error::Failure(_) | Error::Crypt(_) | Error::Config(_) => exit::FAILURE,
+            Error::Failure(_) | Error::Crypt(_) | Error::AppHash(_) | Error::Config(_) => {
+                exit::FAILURE
+            }
             Error::Shadow(ShadowError::Busy { .. }) | Error::Store(StoreError::Busy) => exit::BUSY,
             Error::Shadow(ShadowError::Missing { .. }) => exit::FILE_MISSING,
             Error::Shadow(_) => exit::FAILURE,

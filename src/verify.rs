@@ -47,9 +47,7 @@ pub fn check(
         Drift::InSync | Drift::RecordNewer => match &record.app_hash {
             Some(phc) => (app_hash::verify(password, phc), record.must_change),
             None if crypt::verify(password, &record.linux_hash) => {
-                let phc = cost
-                    .hash(password)
-                    .map_err(|e| Error::Failure(e.to_string()))?;
+                let phc = cost.hash(password)?;
                 store.rederive(user, &record.linux_hash, &phc)?;
                 (true, record.must_change)
             }
