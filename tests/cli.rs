@@ -3,7 +3,7 @@
 
 mod fixture;
 
-use fixture::{Fixture, OLD_DAY, linux_hash, today};
+use fixture::{Fixture, linux_hash, today};
 use predicates::str::contains;
 use std::fs;
 
@@ -326,6 +326,10 @@ fn one_bad_import_line_rejects_the_whole_batch() {
         ),
         ("a1:One#Pass1\na2\n", "line 2: expected user:password"),
         ("a1:One#Pass1\na2:\n", "line 2: the password is empty"),
+        (
+            "a1:One#Pass1\na\u{0}2:Two#Pass2\n",
+            "line 2: invalid user name",
+        ),
     ] {
         root.run(&["import"], batch)
             .code(6)
@@ -616,7 +620,6 @@ fn insert_intent(root: &fixture::Root, user: &str, old: &str, new: &str) {
         rusqlite::params![user, old, new, today(), today() * 86_400],
     )
     .unwrap();
-    let _ = OLD_DAY;
 }
 
 // ---- the terminal ---------------------------------------------------------------------
@@ -867,4 +870,32 @@ fn a_reader_that_goes_away_does_not_crash_a_finished_change() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(root.verify("alice", NEW), 0);
+}
+
+#[test]
+fn an_unreadable_shadow_file_is_reported_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    let before = root.shadow();
+    fs::set_permissions(root.file("etc/shadow"), fs::Permissions::from_mode(0o000)).unwrap();
+    // As alice (root would read it anyway), who owns the fixture under --root.
+    root.run_as(1000, &["passwd", "--stdin"], &format!("Old#Pass1\n{NEW}\n"))
+        .code(3)
+        .stderr(contains("cannot read"))
+        .stderr(contains("Permission denied"));
+    fs::set_permissions(root.file("etc/shadow"), fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(root.shadow(), before);
+}
+
+#[test]
+fn a_store_directory_owned_by_someone_else_is_refused() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    let dir = root.file("var/lib/credsync");
+    fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(1000), Some(1000)).unwrap();
+    let before = root.shadow();
+    root.run(&["passwd", "alice", "--stdin"], &format!("{NEW}\n"))
+        .code(7)
+        .stderr(contains("owned by uid 1000 instead of uid 0"));
+    assert_eq!(root.shadow(), before);
 }
