@@ -457,6 +457,13 @@ impl Sandbox {
         }
     }
 
+    /// `credsync recover USER --stdin` as root: the user's first change through
+    /// credsync, which makes it managed.
+    pub fn enrol(&self, user: &str, password: &str) {
+        self.credsync(&["recover", user, "--stdin"], &format!("{password}\n"))
+            .expect_ok(&format!("enrol {user}"));
+    }
+
     /// Real `chpasswd` (shadow-utils, through PAM's password stack on Debian).
     pub fn chpasswd(&self, user: &str, password: &str) {
         self.root_tool("chpasswd", &[], &format!("{user}:{password}\n"))
