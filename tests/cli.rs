@@ -257,11 +257,10 @@ fn a_managed_user_without_an_account_is_reported_and_left_alone() {
 #[test]
 fn an_interrupted_change_that_reached_shadow_is_finished() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
-    let new_hash = linux_hash(NEW);
     let old_hash = root.shadow_field("alice", 2);
     // The state a crash between "shadow replaced" and "record applied" leaves.
     root.run(&["sync"], "").success(); // creates the store
-    insert_intent(&root, "alice", &old_hash, &new_hash);
+    let new_hash = insert_intent(&root, "alice", &old_hash, NEW);
     root.set_shadow_entry("alice", &new_hash, &today().to_string());
     assert_eq!(root.state_of("alice"), "pending");
     root.run(&["sync", "--dry-run"], "")
@@ -277,7 +276,7 @@ fn an_interrupted_change_that_never_reached_shadow_is_dropped() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let old_hash = root.shadow_field("alice", 2);
     root.run(&["sync"], "").success(); // creates the store
-    insert_intent(&root, "alice", &old_hash, &linux_hash(NEW));
+    insert_intent(&root, "alice", &old_hash, NEW);
     assert_eq!(
         root.state_of("alice"),
         "pending",
@@ -613,13 +612,40 @@ fn fixture_verify_as(root: &fixture::Root, uid: u32, user: &str, password: &str)
         .unwrap()
 }
 
-fn insert_intent(root: &fixture::Root, user: &str, old: &str, new: &str) {
+/// Plants the intent a change to `password` records before it touches shadow,
+/// as a crash would leave it; returns the new Linux hash it names.
+fn insert_intent(root: &fixture::Root, user: &str, old: &str, password: &str) -> String {
+    let new = linux_hash(password);
+    let cheap = credsync::store::app_hash::Argon2Cost {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let app = cheap
+        .hash(&credsync::secret::Password::new(password.as_bytes().to_vec()).unwrap())
+        .unwrap();
     let db = rusqlite::Connection::open(root.file("var/lib/credsync/credsync.db")).unwrap();
     db.execute(
-        "INSERT INTO intent VALUES (?1, ?2, ?3, '$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', ?4, ?5, 'root', 'passwd', 0)",
-        rusqlite::params![user, old, new, today(), today() * 86_400],
+        "INSERT INTO intent VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'root', 'passwd', 0)",
+        rusqlite::params![user, old, new, app, today(), today() * 86_400],
     )
     .unwrap();
+    new
+}
+
+#[test]
+fn verify_finishes_its_users_interrupted_change_first() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    let old_hash = root.shadow_field("alice", 2);
+    root.run(&["sync"], "").success(); // creates the store
+    let new_hash = insert_intent(&root, "alice", &old_hash, NEW);
+    root.set_shadow_entry("alice", &new_hash, &today().to_string());
+    assert_eq!(root.verify("alice", NEW), 0);
+    assert_eq!(
+        root.state_of("alice"),
+        "in-sync",
+        "verify completed the record"
+    );
 }
 
 // ---- the terminal ---------------------------------------------------------------------

@@ -241,13 +241,15 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
             .refuse(target.as_str(), "you may verify only your own password"));
     }
     let password = Input::new(stdin).password("Password: ")?;
-    let mut store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
-    if store.intents()?.iter().any(|i| i.user == target) {
-        // Finish the interrupted change first, under the locks; keep its store.
+    let store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
+    let (mut store, shadow) = if store.intents()?.iter().any(|i| i.user == target) {
+        // Finish the interrupted change first, under the locks; keep what they read.
         drop(store);
-        Stores { store, .. } = Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner)?;
-    }
-    let shadow = shadow::read_unlocked(&ctx.paths)?;
+        let Stores { store, shadow, .. } = Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner)?;
+        (store, shadow)
+    } else {
+        (store, shadow::read_unlocked(&ctx.paths)?)
+    };
     match verify::check(&mut store, &shadow, &target, &password, &ctx.config.argon2)? {
         Verdict::Accepted => Ok(()),
         Verdict::MustChange => Err(Error::MustChange),
