@@ -652,49 +652,79 @@ fn verify_finishes_its_users_interrupted_change_first() {
 
 /// Runs credsync on a pseudo-terminal (util-linux `script`), typing `keys`.
 fn on_terminal(root: &fixture::Root, args: &str, keys: &str) -> std::process::Output {
-    on_terminal_then(root, args, "true", keys, std::time::Duration::ZERO)
+    on_terminal_then(root, args, "true", None, keys)
 }
 
 /// The same, with `after` run in the same terminal session once credsync has
-/// exited, and the keys typed only after `delay`.
+/// exited, and the keys typed only once the terminal shows `cue`. The shell
+/// traps SIGINT so that a Ctrl-C reaches credsync without ending the session.
 fn on_terminal_then(
     root: &fixture::Root,
     args: &str,
     after: &str,
+    cue: Option<&str>,
     keys: &str,
-    delay: std::time::Duration,
 ) -> std::process::Output {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
     let bin = assert_cmd::cargo::cargo_bin("credsync");
     let command = format!(
-        "{} --root {} {args}; code=$?; echo \"exit=$code\"; {after}; exit $code",
+        "trap : INT; {} --root {} {args}; code=$?; echo \"exit=$code\"; {after}; exit $code",
         bin.display(),
         root.path().display()
     );
-    std::process::Command::new("script")
+    let mut child = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            std::thread::sleep(delay);
-            child.stdin.take().unwrap().write_all(keys.as_bytes())?;
-            child.wait_with_output()
+        .expect("util-linux script runs a command on a pseudo-terminal");
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let shown = Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 512];
+            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                shown.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
         })
-        .expect("util-linux script runs a command on a pseudo-terminal")
+    };
+    if let Some(cue) = cue {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !String::from_utf8_lossy(&shown.lock().unwrap()).contains(cue) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the terminal never showed {cue:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(keys.as_bytes()).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let stdout = std::mem::take(&mut *shown.lock().unwrap());
+    std::process::Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    }
 }
 
 #[test]
 fn ctrl_c_at_a_prompt_restores_the_echo_and_changes_nothing() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let before = root.shadow();
-    // Ctrl-C once credsync waits at the prompt with the echo off.
+    // Ctrl-C as soon as the prompt shows, possibly before the echo is off
+    // or the read has begun: the signal is held until the wait, so it still counts.
     let out = on_terminal_then(
         &root,
         "passwd alice",
         "stty -a",
+        Some("Enter a new password:"),
         "\u{3}",
-        std::time::Duration::from_millis(1500),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("interrupted; nothing was changed"), "{text}");

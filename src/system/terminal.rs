@@ -61,12 +61,32 @@ pub fn ask(prompt: &str, limit: usize) -> Result<Zeroizing<Vec<u8>>, AskError> {
         .custom_flags(libc::O_NOCTTY)
         .open("/dev/tty")
         .map_err(|_| AskError::NoTerminal)?;
-    let _signals = Interruptible::new();
+    let signals = Interruptible::new();
     tty.write_all(prompt.as_bytes()).map_err(AskError::Io)?;
     let echo_off = EchoOff::new(&tty).map_err(|_| AskError::NoTerminal)?;
-    let line = read_line(&mut &tty, limit);
+    let line = read_line(
+        &mut Waiting {
+            tty: &tty,
+            signals: &signals,
+        },
+        limit,
+    );
     drop(echo_off);
     line
+}
+
+/// Reads the terminal, waiting for input where a signal can end the wait.
+struct Waiting<'a> {
+    tty: &'a File,
+    signals: &'a Interruptible,
+}
+
+impl Read for Waiting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.signals.wait_readable(self.tty)?;
+        let mut tty = self.tty;
+        tty.read(buf)
+    }
 }
 
 fn read_line(tty: &mut impl Read, limit: usize) -> Result<Zeroizing<Vec<u8>>, AskError> {
