@@ -601,8 +601,8 @@ fn the_caller_cannot_stop_a_setuid_run() {
     let out = sandbox
         .as_user(&alice)
         .bash(
-            "\"$CREDSYNC\" passwd --stdin < <(sleep 3) >/dev/null 2>&1 & \
-             sleep 0.5; kill -STOP $! 2>/dev/null; echo \"stop=$?\"; kill -0 $! 2>/dev/null; echo \"probe=$?\"",
+            "\"$CREDSYNC\" passwd --stdin < <(sleep 5) >/dev/null 2>&1 & \
+             sleep 1.5; kill -STOP $! 2>/dev/null; echo \"stop=$?\"; kill -0 $! 2>/dev/null; echo \"probe=$?\"",
         )
         .expect_ok("the script");
     assert!(
