@@ -13,6 +13,8 @@ need_packages=(
     python3        # holds a POSIX lock on .pwd.lock in the lock tests
     openssl        # independent crypt hashes for the libcrypt tests
     sqlite3        # inspecting the store by hand
+    gcc libc6-dev  # the bundled SQLite, and the failing-syscall shim the tests build
+    strace         # the test that watches every exec for a password
 )
 
 missing=()

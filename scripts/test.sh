@@ -8,4 +8,5 @@ source scripts/setup.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+cargo clippy --all-targets --locked --features fault-injection -- -D warnings
+cargo test --locked --features fault-injection

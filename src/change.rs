@@ -17,6 +17,7 @@ use crate::account::UserName;
 use crate::audit::{self, Event};
 use crate::config::Config;
 use crate::error::Error;
+use crate::fault;
 use crate::secret::Password;
 use crate::store::app_hash::Argon2Cost;
 use crate::store::{Intent, Provenance};
@@ -80,7 +81,9 @@ pub fn apply(
     // From the first write to the last, a signal waits: an interrupted change
     // would be finished by the next command, but a whole one is better.
     let _signals = signals::Blocked::new();
+    fault::reached("locked");
     stores.store.record_intents(&intents)?;
+    fault::reached("intent-recorded");
 
     let last_change = LastChange::after_change(request.provenance.at.day, request.must_change);
     let mut updated = stores.shadow.clone();
@@ -98,6 +101,7 @@ pub fn apply(
             "/etc/shadow was changed but the record could not be updated ({e}); run 'credsync sync' to finish"
         ))
     })?;
+    fault::reached("intent-cleared");
     for intent in &intents {
         audit::log(Event::Changed {
             user: &intent.user,

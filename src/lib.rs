@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod reconcile;
 pub mod secret;
 pub mod store;

@@ -2,6 +2,12 @@
 //! the restart scenarios, and the bad inputs that must change nothing.
 
 mod fixture;
+#[path = "cli/hostile.rs"]
+mod hostile;
+#[path = "cli/kills.rs"]
+mod kills;
+#[path = "cli/syscalls.rs"]
+mod syscalls;
 
 use fixture::{Fixture, linux_hash, today};
 use predicates::str::contains;

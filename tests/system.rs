@@ -10,6 +10,17 @@
 #[path = "system/harness.rs"]
 mod harness;
 
+#[path = "system/concurrency.rs"]
+mod concurrency;
+#[path = "system/faults.rs"]
+mod faults;
+#[path = "system/hostile.rs"]
+mod hostile;
+#[path = "system/limits.rs"]
+mod limits;
+#[path = "system/secrets.rs"]
+mod secrets;
+
 use harness::{Account, FAST_CONFIG, Sandbox, exit};
 
 const OLD: &str = "Old#Pass-2024";

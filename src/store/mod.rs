@@ -12,6 +12,7 @@ mod location;
 
 use crate::account::UserName;
 use crate::clock::Now;
+use crate::fault;
 use crate::system::crypt::LinuxHash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use std::path::Path;
@@ -316,6 +317,7 @@ impl Store {
             replace_record(&tx, &i.as_record(), &i.old_linux, i.provenance.at)?;
             tx.execute("DELETE FROM intent WHERE user = ?1", [i.user.as_str()])?;
         }
+        fault::reached("record-uncommitted");
         Ok(tx.commit()?)
     }
 

@@ -7,6 +7,7 @@
 //! written to a temporary in `/etc`, fsynced, renamed over the original.
 
 use super::{RemoveOnDrop, ShadowError, ShadowFile, io_error, lock::with_suffix};
+use crate::fault;
 use crate::system::signals;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
 use std::fs::{File, FileTimes, Metadata, OpenOptions, Permissions};
@@ -50,6 +51,7 @@ pub(super) fn replace(shadow: &Path, file: &mut ShadowFile) -> Result<(), Shadow
         &meta,
         label.as_deref(),
         Some(times),
+        BACKUP_STEPS,
     )?;
     let new = file.to_bytes();
     write_then_rename(
@@ -59,6 +61,7 @@ pub(super) fn replace(shadow: &Path, file: &mut ShadowFile) -> Result<(), Shadow
         &meta,
         label.as_deref(),
         None,
+        SHADOW_STEPS,
     )?;
     file.written(new);
     // Makes both renames durable. Once the rename is done the change is made
@@ -66,6 +69,7 @@ pub(super) fn replace(shadow: &Path, file: &mut ShadowFile) -> Result<(), Shadow
     if let Some(dir) = shadow.parent() {
         let _ = File::open(dir).and_then(|d| d.sync_all());
     }
+    fault::reached("directory-synced");
     Ok(())
 }
 
@@ -111,6 +115,26 @@ fn read_current(shadow: &Path) -> Result<Current, ShadowError> {
     })
 }
 
+/// The fault points (see `crate::fault`) of one `write_then_rename`.
+#[derive(Clone, Copy)]
+struct Steps {
+    written: &'static str,
+    synced: &'static str,
+    renamed: &'static str,
+}
+
+const BACKUP_STEPS: Steps = Steps {
+    written: "backup-written",
+    synced: "backup-synced",
+    renamed: "backup-renamed",
+};
+
+const SHADOW_STEPS: Steps = Steps {
+    written: "shadow-temp-written",
+    synced: "shadow-temp-synced",
+    renamed: "shadow-renamed",
+};
+
 /// Writes `bytes` to `temp` (created fresh, owner, mode and label copied from
 /// `like`), fsyncs it and renames it to `target`. On any failure `temp` is
 /// removed and `target` is untouched.
@@ -121,6 +145,7 @@ fn write_then_rename(
     like: &Metadata,
     label: Option<&[u8]>,
     times: Option<FileTimes>,
+    steps: Steps,
 ) -> Result<(), ShadowError> {
     // We hold the locks, so a leftover temporary is from a crash.
     match std::fs::remove_file(temp) {
@@ -149,10 +174,13 @@ fn write_then_rename(
     if let Some(times) = times {
         file.set_times(times).map_err(error("set the times of"))?;
     }
+    fault::reached(steps.written);
     file.sync_all().map_err(error("write"))?;
     drop(file);
+    fault::reached(steps.synced);
     std::fs::rename(temp, target).map_err(|e| io_error("replace", target, e))?;
     remove.disarm();
+    fault::reached(steps.renamed);
     Ok(())
 }
 

@@ -1,0 +1,41 @@
+//! Named points in the write path where a test build can stop the process
+//! dead, to prove that a crash at any step leaves both stores recoverable.
+//!
+//! Built only with the `fault-injection` cargo feature, which the test suite
+//! turns on: then `CREDSYNC_FAULT=<point>` makes the process `abort()` on
+//! reaching that point (no unwinding, no destructors: locks, temporaries and
+//! intents stay exactly as a power cut would leave them). Without the feature
+//! `reached` is an empty inline function and the variable means nothing.
+#![forbid(unsafe_code)]
+
+/// Every point, in the order a change passes them. `docs/reliability.md`
+/// says what each one shows.
+pub const POINTS: [&str; 11] = [
+    "locked",
+    "intent-recorded",
+    "backup-written",
+    "backup-synced",
+    "backup-renamed",
+    "shadow-temp-written",
+    "shadow-temp-synced",
+    "shadow-renamed",
+    "directory-synced",
+    "record-uncommitted",
+    "intent-cleared",
+];
+
+/// The variable that names the point to abort at.
+pub const VARIABLE: &str = "CREDSYNC_FAULT";
+
+/// Aborts here if this test build was asked to.
+#[cfg(feature = "fault-injection")]
+pub fn reached(point: &'static str) {
+    debug_assert!(POINTS.contains(&point), "unlisted fault point {point}");
+    if std::env::var_os(VARIABLE).is_some_and(|wanted| wanted == point) {
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn reached(_point: &'static str) {}
