@@ -2,9 +2,11 @@
 //! dead, to prove that a crash at any step leaves both stores recoverable.
 //!
 //! Built only with the `fault-injection` cargo feature, which the test suite
-//! turns on: then `CREDSYNC_FAULT=<point>` makes the process `abort()` on
+//! turns on. Then `CREDSYNC_FAULT=<point>` makes the process `abort()` on
 //! reaching that point (no unwinding, no destructors: locks, temporaries and
-//! intents stay exactly as a power cut would leave them). Without the feature
+//! intents stay exactly as a power cut would leave them), and
+//! `CREDSYNC_FAULT=<point>:stop` makes it stop itself (SIGSTOP) there, holding
+//! whatever it holds, until a test sends SIGCONT. Without the feature
 //! `reached` is an empty inline function and the variable means nothing.
 #![forbid(unsafe_code)]
 
@@ -31,8 +33,15 @@ pub const VARIABLE: &str = "CREDSYNC_FAULT";
 #[cfg(feature = "fault-injection")]
 pub fn reached(point: &'static str) {
     debug_assert!(POINTS.contains(&point), "unlisted fault point {point}");
-    if std::env::var_os(VARIABLE).is_some_and(|wanted| wanted == point) {
+    let Some(wanted) = std::env::var_os(VARIABLE) else {
+        return;
+    };
+    let wanted = wanted.to_string_lossy();
+    if wanted == point {
         std::process::abort();
+    }
+    if wanted.strip_suffix(":stop") == Some(point) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
     }
 }
 
