@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod login_defs;
-mod pam_stack;
+pub mod pam_stack;
 
 use super::Paths;
 use super::crypt::{self, Algorithm, HashMethod};

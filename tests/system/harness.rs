@@ -422,18 +422,50 @@ impl Sandbox {
         Sandbox::run(cmd, stdin)
     }
 
-    /// Runs a shell snippet as root inside the sandbox.
+    /// Runs a shell snippet as root inside the sandbox; `$CREDSYNC` names the
+    /// binary.
     pub fn root_sh(&self, script: &str, stdin: &str) -> Outcome {
         let mut cmd = self.in_namespace();
-        cmd.args(["/bin/sh", "-c", script]);
+        cmd.env("CREDSYNC", &self.credsync)
+            .args(["/bin/sh", "-c", script]);
         Sandbox::run(cmd, stdin)
     }
 
     /// Runs credsync as root inside the sandbox.
     pub fn credsync(&self, args: &[&str], stdin: &str) -> Outcome {
+        self.credsync_with_env(&[], args, stdin)
+    }
+
+    /// The same, with `env` added to its environment (as root credsync keeps
+    /// it; the setuid path clears it).
+    pub fn credsync_with_env(&self, env: &[(&str, &str)], args: &[&str], stdin: &str) -> Outcome {
         let mut cmd = self.in_namespace();
-        cmd.arg(&self.credsync).args(args);
+        cmd.envs(env.iter().copied()).arg(&self.credsync).args(args);
         Sandbox::run(cmd, stdin)
+    }
+
+    /// Runs credsync as root with `env`, expecting it to die of a signal
+    /// (a fault point's abort): the signal's number.
+    #[track_caller]
+    pub fn credsync_killed(&self, env: &[(&str, &str)], args: &[&str], stdin: &str) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        let mut cmd = self.in_namespace();
+        cmd.envs(env.iter().copied())
+            .arg(&self.credsync)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start credsync");
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        out.status.signal().unwrap_or_else(|| {
+            panic!(
+                "credsync {args:?} was expected to die of a signal but exited {:?}:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
     }
 
     /// Real `useradd`: an ordinary account with no home directory (nothing is

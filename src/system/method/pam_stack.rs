@@ -13,13 +13,23 @@
 //!
 //! Conditional jumps are not followed: the first pam_unix line in file order is
 //! the one Debian, Red Hat and SUSE stacks run for a password change.
+//!
+//! The files are read through [`ConfigFiles`], so the same walk runs over the
+//! disk ([`Disk`]) or over an in-memory set of files (the parser's fuzz target).
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 /// libpam refuses to nest substacks deeper than this (`PAM_SUBSTACK_MAX_LEVEL`);
 /// credsync applies it to every kind of include.
 const MAX_DEPTH: usize = 16;
+
+/// The most files one search opens. The depth and loop guards alone still let
+/// a stack whose files each include the next one many times grow without
+/// bound (ten includes a file, sixteen deep, is 10^16 reads); real stacks
+/// open a handful.
+const MAX_FILES_OPENED: usize = 1024;
 
 /// The service libpam falls back to when a service has no file.
 const DEFAULT_SERVICE: &str = "other";
@@ -31,9 +41,44 @@ pub struct PamUnixLine {
     pub args: Vec<String>,
 }
 
+/// Where the stack's files are read from.
+pub trait ConfigFiles {
+    /// The text of the regular file at `path`; `None` if there is none or it
+    /// cannot be read.
+    fn read(&self, path: &Path) -> Option<String>;
+    /// A name that is the same for every path of one file, for the loop guard.
+    fn identity(&self, path: &Path) -> PathBuf;
+}
+
+/// The file system: symlinks resolved, bytes that are not UTF-8 replaced.
+pub struct Disk;
+
+impl ConfigFiles for Disk {
+    fn read(&self, path: &Path) -> Option<String> {
+        if !path.is_file() {
+            return None;
+        }
+        let bytes = std::fs::read(path).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn identity(&self, path: &Path) -> PathBuf {
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
 /// The pam_unix password line of `service`'s stack under `pam_d`, if any.
 pub fn find_pam_unix_password(pam_d: &Path, service: &str) -> Option<PamUnixLine> {
-    let dirs = ConfigDirs::new(pam_d);
+    find_pam_unix_password_in(&Disk, pam_d, service)
+}
+
+/// [`find_pam_unix_password`] with the files read from `files`.
+pub fn find_pam_unix_password_in(
+    files: &impl ConfigFiles,
+    pam_d: &Path,
+    service: &str,
+) -> Option<PamUnixLine> {
+    let dirs = ConfigDirs::new(files, pam_d);
     let service = service_name(service);
     let (file, text) = dirs.open(&service).or_else(|| dirs.open(DEFAULT_SERVICE))?;
     let mut chain = Vec::new();
@@ -51,13 +96,16 @@ fn service_name(service: &str) -> String {
 }
 
 /// Where config names are looked up, all under the same root as `pam_d`.
-struct ConfigDirs {
+struct ConfigDirs<'a, F> {
+    files: &'a F,
     root: Option<PathBuf>,
     dirs: Vec<PathBuf>,
+    /// Files opened so far, against [`MAX_FILES_OPENED`].
+    opened: Cell<usize>,
 }
 
-impl ConfigDirs {
-    fn new(pam_d: &Path) -> ConfigDirs {
+impl<'a, F: ConfigFiles> ConfigDirs<'a, F> {
+    fn new(files: &'a F, pam_d: &Path) -> Self {
         // `pam_d` is ROOT/etc/pam.d; absolute includes and the vendor
         // directory are taken under the same ROOT.
         let root = pam_d.parent().and_then(Path::parent).map(Path::to_path_buf);
@@ -65,46 +113,45 @@ impl ConfigDirs {
         if let Some(root) = &root {
             dirs.push(root.join("usr/lib/pam.d"));
         }
-        ConfigDirs { root, dirs }
+        ConfigDirs {
+            files,
+            root,
+            dirs,
+            opened: Cell::new(0),
+        }
     }
 
     /// libpam's `_pam_open_config_file`: an absolute name as is (under the
-    /// root), a relative one in each directory in turn.
+    /// root), a relative one in each directory in turn. `None` once the
+    /// search has opened [`MAX_FILES_OPENED`] files.
     fn open(&self, name: &str) -> Option<(PathBuf, String)> {
-        if name.is_empty() {
+        if name.is_empty() || self.opened.get() >= MAX_FILES_OPENED {
             return None;
         }
+        self.opened.set(self.opened.get() + 1);
         if let Some(relative) = name.strip_prefix('/') {
             let path = match &self.root {
                 Some(root) => root.join(relative),
                 None => PathBuf::from(name),
             };
-            return read(&path).map(|text| (path, text));
+            return self.files.read(&path).map(|text| (path, text));
         }
         self.dirs
             .iter()
             .map(|dir| dir.join(name))
-            .find_map(|path| read(&path).map(|text| (path, text)))
+            .find_map(|path| self.files.read(&path).map(|text| (path, text)))
     }
-}
-
-fn read(path: &Path) -> Option<String> {
-    if !path.is_file() {
-        return None;
-    }
-    let bytes = std::fs::read(path).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Walks one file's lines (only `password` ones matter), descending into
 /// includes. `chain` holds the files being read, to stop include loops.
-fn search(
-    dirs: &ConfigDirs,
+fn search<F: ConfigFiles>(
+    dirs: &ConfigDirs<'_, F>,
     file: PathBuf,
     text: &str,
     chain: &mut Vec<PathBuf>,
 ) -> Option<PamUnixLine> {
-    let identity = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+    let identity = dirs.files.identity(&file);
     if chain.len() >= MAX_DEPTH || chain.contains(&identity) {
         return None;
     }
@@ -135,7 +182,11 @@ fn search(
     found
 }
 
-fn include(dirs: &ConfigDirs, name: &str, chain: &mut Vec<PathBuf>) -> Option<PamUnixLine> {
+fn include<F: ConfigFiles>(
+    dirs: &ConfigDirs<'_, F>,
+    name: &str,
+    chain: &mut Vec<PathBuf>,
+) -> Option<PamUnixLine> {
     let (file, text) = dirs.open(name)?;
     search(dirs, file, &text, chain)
 }
@@ -249,5 +300,42 @@ mod tests {
         assert_eq!(service_name("/etc/pam.d/passwd"), "passwd");
         assert_eq!(service_name(".."), "other");
         assert_eq!(service_name(""), "other");
+    }
+
+    /// Files in memory that count how often they are read.
+    struct Counted {
+        files: std::collections::HashMap<PathBuf, String>,
+        reads: Cell<usize>,
+    }
+
+    impl ConfigFiles for Counted {
+        fn read(&self, path: &Path) -> Option<String> {
+            self.reads.set(self.reads.get() + 1);
+            self.files.get(path).cloned()
+        }
+
+        fn identity(&self, path: &Path) -> PathBuf {
+            path.to_path_buf()
+        }
+    }
+
+    #[test]
+    fn includes_that_fan_out_stop_after_a_bounded_number_of_files() {
+        // f0 includes f1 ten times, f1 includes f2 ten times, … f15 has no
+        // pam_unix line: without a bound the walk reads 10^15 files.
+        let mut files = std::collections::HashMap::new();
+        let pam_d = Path::new("/r/etc/pam.d");
+        files.insert(pam_d.join("credsync"), "@include f0\n".to_owned());
+        for i in 0..16 {
+            let line = format!("@include f{}\n", i + 1);
+            files.insert(pam_d.join(format!("f{i}")), line.repeat(10));
+        }
+        let counted = Counted {
+            files,
+            reads: Cell::new(0),
+        };
+        assert_eq!(find_pam_unix_password_in(&counted, pam_d, "credsync"), None);
+        // Each open looks in /etc/pam.d, then in /usr/lib/pam.d.
+        assert!(counted.reads.get() <= 2 * MAX_FILES_OPENED, "{}", counted.reads.get());
     }
 }

@@ -73,6 +73,18 @@ pub(super) fn replace(shadow: &Path, file: &mut ShadowFile) -> Result<(), Shadow
     Ok(())
 }
 
+/// Removes the temporaries (`shadow+`, `shadow-+`) a writer that crashed
+/// left behind — ours or shadow-utils', which names its temporary `shadow+`
+/// too. Only called with both locks held, so no live writer owns them. Best
+/// effort: a temporary that can't be removed here makes the next write fail
+/// with a clear error instead.
+pub(super) fn remove_leftovers(shadow: &Path) {
+    let backup = with_suffix(shadow, "-");
+    for temp in [with_suffix(shadow, "+"), with_suffix(&backup, "+")] {
+        let _ = std::fs::remove_file(temp);
+    }
+}
+
 /// What `/etc/shadow` is now.
 struct Current {
     content: Vec<u8>,
