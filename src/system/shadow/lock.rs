@@ -228,6 +228,35 @@ impl Drop for LockFile {
     }
 }
 
+/// Removes the `file.<pid>` temporaries of the link protocol that processes
+/// killed mid-`acquire` left behind (shadow-utils leaves them too). Only a
+/// file whose process is gone is removed: a live process may be about to
+/// link its own. Called with the lock held; best effort.
+pub(super) fn remove_dead_pid_files(file: &Path) {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name();
+        let Some(pid) = entry_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<i32>().ok())
+            .filter(|&pid| pid > 0)
+        else {
+            continue;
+        };
+        if kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes our PID the way shadow-utils does (decimal, then a NUL byte; its
 /// reader rejects anything else) and makes it durable before linking.
 fn write_pid_file(path: &Path) -> Result<(), ShadowError> {

@@ -120,7 +120,8 @@ impl ShadowLock {
     /// Takes both locks, retrying every 50 ms for at most `timeout` in all
     /// (callers use 15 s, as `lckpwdf()` does). `Busy` names the holder when
     /// it is known. A `shadow.lock` left by a dead process is taken over, and
-    /// the temporaries a crashed writer left are removed.
+    /// the temporaries crashed writers left (`shadow+`, `shadow-+`,
+    /// `shadow.<pid>`) are removed.
     pub fn acquire(paths: &Paths, timeout: Duration) -> Result<Self, ShadowError> {
         let now = Instant::now();
         let deadline = now
@@ -129,6 +130,7 @@ impl ShadowLock {
         let pwd_lock = lock::PwdLock::acquire(&paths.etc().join(".pwd.lock"), deadline)?;
         let shadow_lock = lock::LockFile::acquire(&paths.shadow(), deadline)?;
         replace::remove_leftovers(&paths.shadow());
+        lock::remove_dead_pid_files(&paths.shadow());
         Ok(ShadowLock {
             paths: paths.clone(),
             shadow_lock,
