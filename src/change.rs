@@ -91,7 +91,9 @@ pub fn apply(
         updated.set_password(&intent.user, &intent.new_linux, last_change);
     }
     if let Err(e) = stores.lock.write(&mut updated) {
-        stores.store.abandon_intents(&intents)?;
+        // Report the cause. An intent that can't be dropped now is dropped
+        // by the next command that takes the locks: shadow lacks its hash.
+        let _ = stores.store.abandon_intents(&intents);
         return Err(e.into());
     }
     stores.shadow = updated;

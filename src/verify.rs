@@ -36,7 +36,17 @@ pub fn check(
     };
     let entry = shadow.entry(user);
     let (matches, must_change) = match reconcile::drift(store, &record, entry.as_ref())? {
-        Drift::NoAccount | Drift::Pending => (false, false),
+        Drift::NoAccount => (false, false),
+        // Only when the interrupted change could not be finished (the caller
+        // tries first): once shadow holds the intent's hash the change is
+        // made, and the intent's own Argon2id hash is the password's.
+        Drift::Pending => match store.intents()?.into_iter().find(|i| &i.user == user) {
+            Some(intent) if entry.as_ref().is_some_and(|e| e.hash == intent.new_linux) => (
+                app_hash::verify(password, &intent.app_hash),
+                intent.must_change,
+            ),
+            _ => (false, false),
+        },
         Drift::LinuxNewer => {
             let entry = entry.expect("drift is judged against an entry");
             (

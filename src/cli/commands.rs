@@ -11,9 +11,10 @@ use crate::change::{self, NewPassword, Request};
 use crate::error::Error;
 use crate::reconcile;
 use crate::secret::{MAX_PASSWORD_LEN, Password};
-use crate::store::{Provenance, Source, Store};
+use crate::store::{Provenance, Source, Store, StoreError};
 use crate::stores::Stores;
 use crate::system::crypt::HashMethod;
+use crate::system::shadow::ShadowError;
 use crate::system::{faillock, method, shadow};
 use crate::verify::{self, Verdict};
 use std::collections::HashMap;
@@ -243,10 +244,22 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
     let password = Input::new(stdin).password("Password: ")?;
     let store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
     let (mut store, shadow) = if store.intents()?.iter().any(|i| i.user == target) {
-        // Finish the interrupted change first, under the locks; keep what they read.
+        // Finish the interrupted change first, under the locks; keep what they
+        // read. If it can't be finished now (a full disk), judge it as it
+        // stands rather than lock the user out of the application.
         drop(store);
-        let Stores { store, shadow, .. } = Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner)?;
-        (store, shadow)
+        match Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner) {
+            Ok(Stores { store, shadow, .. }) => (store, shadow),
+            Err(
+                busy @ (Error::Shadow(ShadowError::Busy { .. }) | Error::Store(StoreError::Busy)),
+            ) => {
+                return Err(busy);
+            }
+            Err(_) => (
+                Store::open(&ctx.paths.store_dir(), ctx.store_owner)?,
+                shadow::read_unlocked(&ctx.paths)?,
+            ),
+        }
     } else {
         (store, shadow::read_unlocked(&ctx.paths)?)
     };

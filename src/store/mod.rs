@@ -233,10 +233,18 @@ impl Store {
         Ok((store, version))
     }
 
+    /// Only SQLite's own verdict makes a store corrupt: a full or failing
+    /// disk while opening it is an I/O failure, not a reason to tell the
+    /// administrator to restore a backup.
     fn corrupt(&self, e: rusqlite::Error) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            detail: e.to_string(),
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                }
+            }
+            _ => StoreError::Sqlite(e),
         }
     }
 

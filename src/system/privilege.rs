@@ -4,10 +4,16 @@
 //! caller controls is hostile: the environment is cleared to a safe set, the
 //! umask is 077, core dumps are off (they could hold passwords), and the three
 //! standard descriptors are made to exist so no file we open can become them.
+//! Core dumps are off in every run (not dumpable, RLIMIT_CORE 0), and a setuid
+//! run ignores Ctrl-Z, which would otherwise stop it holding the locks.
+//! Root also lifts the file size limit, and SIGXFSZ is ignored where a limit
+//! stays, so `ulimit -f` can't kill a change half-way.
 //! This module holds the one `unsafe` that edition 2024 asks for around the
-//! environment; everything else uses safe wrappers.
+//! environment, `mallopt` and ignoring SIGXFSZ and SIGTSTP; everything else uses safe
+//! wrappers.
 
-use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
+use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Uid, getegid, geteuid, getgid, getuid, setresgid, setresuid};
 
@@ -32,10 +38,14 @@ pub fn harden() -> Invoker {
     ensure_standard_fds();
     return_large_blocks_at_once();
     umask(Mode::from_bits_truncate(0o077));
-    // Failure to lower limits only matters in a setuid run, where it's checked.
+    // A core dump would hold passwords. RLIMIT_CORE 0 stops core files, but a
+    // `core_pattern` pipe (systemd-coredump, apport) is handed the memory
+    // whatever the limit; a process that is not dumpable is never dumped, by
+    // any handler. Failure only matters in a setuid run, where it's checked.
     let no_core = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    let not_dumpable = nix::sys::prctl::set_dumpable(false);
     if invoker.elevated {
-        if no_core.is_err() || nix::sys::prctl::set_dumpable(false).is_err() {
+        if no_core.is_err() || not_dumpable.is_err() {
             eprintln!("credsync: cannot disable core dumps; refusing to run");
             std::process::exit(3);
         }
@@ -43,8 +53,37 @@ pub fn harden() -> Invoker {
         if invoker.effective_uid == 0 {
             become_root_entirely();
         }
+        ignore_terminal_stop();
     }
+    lift_file_size_limit(invoker.effective_uid == 0);
     invoker
+}
+
+/// `ulimit -f` must not cut a change short. A write past `RLIMIT_FSIZE` kills
+/// the process with SIGXFSZ — in the middle of a change, with no message,
+/// holding `/etc/shadow.lock` — and `shadow::replace` lifting the limit
+/// around `/etc/shadow` (as shadow-utils does) doesn't cover the record
+/// (SQLite's log and database) or the lock file. So root lifts it once for
+/// the whole run. Failing to is not fatal: where a limit stays (not root, or
+/// no CAP_SYS_RESOURCE to raise a hard limit), SIGXFSZ is ignored, so a write
+/// past it fails with EFBIG and the change fails cleanly instead.
+fn lift_file_size_limit(root: bool) {
+    if root
+        && setrlimit(Resource::RLIMIT_FSIZE, RLIM_INFINITY, RLIM_INFINITY).is_err()
+        && let Ok((_, hard)) = getrlimit(Resource::RLIMIT_FSIZE)
+    {
+        // Without CAP_SYS_RESOURCE: the soft limit as far as the hard one.
+        let _ = setrlimit(Resource::RLIMIT_FSIZE, hard, hard);
+    }
+    let unlimited = matches!(
+        getrlimit(Resource::RLIMIT_FSIZE),
+        Ok((soft, _)) if soft == RLIM_INFINITY
+    );
+    if !unlimited {
+        // SAFETY: SIG_IGN installs no handler, so no code runs in signal
+        // context; `harden` calls this before any thread exists.
+        let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+    }
 }
 
 /// A setuid-root run keeps its caller's uid as the real uid, which lets the
@@ -59,6 +98,27 @@ fn become_root_entirely() {
         || setresuid(root_uid, root_uid, root_uid).is_err()
     {
         eprintln!("credsync: cannot take on root's identity; refusing to run");
+        std::process::exit(3);
+    }
+    // Changing the ids resets dumpability to `fs.suid_dumpable`, which is 2
+    // (dump as root) where apport or systemd-coredump collect setuid crashes.
+    if nix::sys::prctl::set_dumpable(false).is_err() {
+        eprintln!("credsync: cannot disable core dumps; refusing to run");
+        std::process::exit(3);
+    }
+}
+
+/// Once it is root, a setuid run can be signalled by its caller only through
+/// the terminal — and Ctrl-Z would stop it wherever it is, even holding
+/// `/etc/.pwd.lock`, which blocks every password change on the system for as
+/// long as the caller keeps it stopped. So SIGTSTP is ignored, as
+/// shadow-utils' `passwd` ignores it while it writes; at a password prompt
+/// `signals::Interruptible` still turns it into "interrupted".
+fn ignore_terminal_stop() {
+    // SAFETY: SIG_IGN installs no handler code, and `harden` runs before any
+    // thread exists.
+    if unsafe { signal(Signal::SIGTSTP, SigHandler::SigIgn) }.is_err() {
+        eprintln!("credsync: cannot ignore terminal stops; refusing to run");
         std::process::exit(3);
     }
 }
