@@ -3,6 +3,10 @@
 //! record's Linux hash is compared with the one in `/etc/shadow`:
 //!
 //! - equal: in sync;
+//! - equal but for a lock (`!`) in front: Linux locked or unlocked the account
+//!   (`passwd -l`/`-u`, `usermod -L`/`-U`) — always a deliberate act there;
+//!   the record **adopts** it, even when the unlocked hash is in the history
+//!   because an earlier `sync` adopted the lock;
 //! - different, and shadow holds a hash the record has already replaced (its
 //!   history, which starts with the hash a user had before enrolment): Linux was
 //!   rolled back or re-imaged, whatever the day says; **restore** the record's;
@@ -61,12 +65,20 @@ pub fn classify(
     if entry.hash == record.linux_hash {
         return Ok(Drift::InSync);
     }
+    if without_lock(&entry.hash) == without_lock(&record.linux_hash) {
+        return Ok(Drift::LinuxNewer);
+    }
     let older_day = matches!(entry.last_change, LastChange::Day(day) if day < record.changed_day);
     Ok(if older_day || replaced(&entry.hash)? {
         Drift::RecordNewer
     } else {
         Drift::LinuxNewer
     })
+}
+
+/// A hash with its lock marks (leading `!`) taken off.
+fn without_lock(hash: &LinuxHash) -> &str {
+    hash.as_str().trim_start_matches('!')
 }
 
 /// `classify` against the store's history.
@@ -227,6 +239,34 @@ mod tests {
             });
             assert_eq!(replaced.unwrap(), Drift::RecordNewer, "{day:?}");
         }
+    }
+
+    #[test]
+    fn a_lock_or_an_unlock_in_linux_is_adopted_even_back_to_a_replaced_hash() {
+        let replaced = |h: &LinuxHash| Ok(h.as_str() == "$y$a");
+        // passwd -l, then an older day: still Linux's deliberate act.
+        let locked = record("$y$a", 100);
+        let drift = classify(
+            &locked,
+            Some(&entry("!$y$a", LastChange::Day(50))),
+            replaced,
+        );
+        assert_eq!(drift.unwrap(), Drift::LinuxNewer);
+        // sync adopted the lock ($y$a went to history); passwd -u brings it back.
+        let adopted_lock = record("!$y$a", 100);
+        let drift = classify(
+            &adopted_lock,
+            Some(&entry("$y$a", LastChange::Day(100))),
+            replaced,
+        );
+        assert_eq!(drift.unwrap(), Drift::LinuxNewer);
+        // A different replaced hash behind the lock is still a rollback.
+        let drift = classify(
+            &adopted_lock,
+            Some(&entry("$y$old", LastChange::Day(100))),
+            |h| Ok(h.as_str() == "$y$old"),
+        );
+        assert_eq!(drift.unwrap(), Drift::RecordNewer);
     }
 
     #[test]

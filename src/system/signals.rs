@@ -10,11 +10,21 @@
 //!   prompt, even before the wait begins, therefore ends the wait with
 //!   `EINTR`: the terminal is restored on the way out and the command fails
 //!   with "interrupted".
+//! - [`interrupt_at`]: a blocking system call with a deadline, the way glibc's
+//!   `lckpwdf()` waits for `/etc/.pwd.lock`: a timer aimed at this thread
+//!   raises SIGALRM, caught without `SA_RESTART`, so the call returns `EINTR`.
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, ppoll};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
+use nix::sys::signal::{
+    SaFlags, SigAction, SigEvent, SigHandler, SigSet, SigevNotify, SigmaskHow, Signal, sigaction,
+};
+use nix::sys::time::TimeSpec;
+use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
+use nix::time::ClockId;
 use std::io;
 use std::os::fd::AsFd;
+use std::time::Instant;
 
 const HELD_DURING_WRITES: [Signal; 6] = [
     Signal::SIGHUP,
@@ -142,6 +152,52 @@ impl Drop for Interruptible {
     }
 }
 
+/// Runs `wait`, a blocking system call, and interrupts it at `deadline`: it
+/// then returns `EINTR`, which is what it gets to say. A deadline already
+/// past returns `EINTR` without calling it. Only this thread is signalled,
+/// and SIGALRM's previous disposition and mask are restored afterwards.
+pub fn interrupt_at<T>(
+    deadline: Instant,
+    wait: impl FnOnce() -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(Errno::EINTR);
+    }
+    let action = SigAction::new(
+        SigHandler::Handler(interrupt),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler is async-signal-safe (it does nothing), and the
+    // previous action is put back below on every path.
+    let previous = unsafe { sigaction(Signal::SIGALRM, &action) }?;
+    let previous_mask = set_of(&[Signal::SIGALRM])
+        .thread_swap_mask(SigmaskHow::SIG_UNBLOCK)
+        .ok();
+    let result = (|| {
+        let this_thread = SigEvent::new(SigevNotify::SigevThreadId {
+            signal: Signal::SIGALRM,
+            thread_id: nix::unistd::gettid().as_raw(),
+            si_value: 0,
+        });
+        let mut timer = Timer::new(ClockId::CLOCK_MONOTONIC, this_thread)?;
+        timer.set(
+            Expiration::OneShot(TimeSpec::from_duration(remaining)),
+            TimerSetTimeFlags::empty(),
+        )?;
+        // Dropping the timer (timer_delete) after the wait disarms it; a
+        // signal already sent meets the do-nothing handler.
+        wait()
+    })();
+    if let Some(mask) = previous_mask {
+        let _ = mask.thread_set_mask();
+    }
+    // SAFETY: re-installs the exact action the process had before.
+    let _ = unsafe { sigaction(Signal::SIGALRM, &previous) };
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +219,36 @@ mod tests {
         assert_eq!(
             waited.map_err(|e| e.kind()),
             Err(io::ErrorKind::Interrupted)
+        );
+    }
+
+    #[test]
+    fn a_blocking_call_is_interrupted_at_its_deadline() {
+        let _one = ONE_AT_A_TIME.lock().unwrap();
+        let (read_end, _write_end) = nix::unistd::pipe().unwrap();
+        let started = Instant::now();
+        let deadline = started + std::time::Duration::from_millis(100);
+        let mut buf = [0u8; 1];
+        let read = interrupt_at(deadline, || nix::unistd::read(&read_end, &mut buf));
+        assert_eq!(read, Err(Errno::EINTR));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_call_that_completes_is_not_interrupted() {
+        let _one = ONE_AT_A_TIME.lock().unwrap();
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        nix::unistd::write(&write_end, b"x").unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            interrupt_at(deadline, || nix::unistd::read(&read_end, &mut buf)),
+            Ok(1)
+        );
+        assert_eq!(
+            interrupt_at(Instant::now(), || nix::unistd::read(&read_end, &mut buf)),
+            Err(Errno::EINTR),
+            "a deadline already past doesn't call"
         );
     }
 

@@ -2,8 +2,8 @@
 //! and shadow-utils' `lib/commonio.c` take them, so that `passwd`, `chpasswd`,
 //! `usermod`, pam_unix and credsync exclude one another.
 //!
-//! 1. `/etc/.pwd.lock`: a classic POSIX record lock (`fcntl F_SETLK F_WRLCK` on
-//!    the whole file). Not `flock(2)` and not an OFD lock: only a classic lock
+//! 1. `/etc/.pwd.lock`: a classic POSIX record lock (`fcntl F_SETLKW F_WRLCK`
+//!    on the whole file, the wait cut off at the deadline as `lckpwdf()` does). Not `flock(2)` and not an OFD lock: only a classic lock
 //!    is what `lckpwdf()` and pam_unix wait for. A classic lock belongs to the
 //!    *process* and is released when the process closes *any* descriptor of the
 //!    file, so nothing else in this process may open `.pwd.lock` while credsync
@@ -16,6 +16,7 @@
 //!    removed and taken over.
 
 use super::{ShadowError, io_error};
+use crate::system::signals;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::sys::signal::kill;
@@ -98,40 +99,50 @@ pub(super) struct PwdLock {
 }
 
 impl PwdLock {
+    /// Takes the lock, waiting in the kernel (`F_SETLKW`) until `deadline`
+    /// as `lckpwdf()` does, so credsync queues with pam_unix and shadow-utils
+    /// instead of losing every hand-over to them.
     pub(super) fn acquire(path: &Path, deadline: Instant) -> Result<Self, ShadowError> {
         let key = registry_key(path)?;
-        retry_until(deadline, || {
-            // The registry stays locked while the file is open, so no other
-            // thread of ours opens or closes it meanwhile.
-            let mut held = held_pwd_locks();
-            if held.contains(&key) {
-                return Ok(Attempt::Held(ShadowError::Busy {
-                    pid: Some(own_pid()),
-                }));
+        // The registry stays locked while the file is open, so no other
+        // thread of ours opens or closes it meanwhile.
+        let mut held = held_pwd_locks();
+        if held.contains(&key) {
+            return Err(ShadowError::Busy {
+                pid: Some(own_pid()),
+            });
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| io_error("open the lock file", path, e))?;
+        let whole = whole_file(libc::F_WRLCK);
+        let locked = match fcntl(&file, FcntlArg::F_SETLK(&whole)) {
+            Err(Errno::EAGAIN | Errno::EACCES) => {
+                signals::interrupt_at(deadline, || fcntl(&file, FcntlArg::F_SETLKW(&whole)))
             }
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-                .map_err(|e| io_error("open the lock file", path, e))?;
-            match fcntl(&file, FcntlArg::F_SETLK(&whole_file(libc::F_WRLCK))) {
-                Ok(_) => {
-                    held.push(key.clone());
-                    Ok(Attempt::Acquired(PwdLock {
-                        file: Some(file),
-                        key: key.clone(),
-                    }))
-                }
-                Err(Errno::EAGAIN | Errno::EACCES) => Ok(match lock_holder(&file) {
-                    Some(pid) => Attempt::Held(ShadowError::Busy { pid: Some(pid) }),
-                    None => Attempt::Again,
-                }),
-                Err(e) => Err(io_error("lock", path, e.into())),
+            other => other,
+        };
+        match locked {
+            Ok(_) => {
+                held.push(key.clone());
+                Ok(PwdLock {
+                    file: Some(file),
+                    key,
+                })
             }
-        })
+            // The deadline passed (EINTR), or waiting would deadlock.
+            Err(Errno::EINTR | Errno::EAGAIN | Errno::EACCES | Errno::EDEADLK) => {
+                Err(ShadowError::Busy {
+                    pid: lock_holder(&file),
+                })
+            }
+            Err(e) => Err(io_error("lock", path, e.into())),
+        }
     }
 }
 
