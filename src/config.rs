@@ -3,6 +3,7 @@
 //! silently weakens a setting.
 #![forbid(unsafe_code)]
 
+use crate::policy::PolicyConfig;
 use crate::store::app_hash::Argon2Cost;
 use crate::system::crypt::{Algorithm, HashMethod};
 use serde::Deserialize;
@@ -17,6 +18,7 @@ pub struct Config {
     pub verify: VerifyConfig,
     pub pam: PamConfig,
     pub locks: LockConfig,
+    pub policy: PolicyConfig,
 }
 
 /// The Linux hash method; when unset, the PAM stack, then login.defs, decide.
