@@ -78,32 +78,15 @@ pub fn apply(
         })
         .collect();
 
-    // From the first write to the last, a signal waits: an interrupted change
-    // would be finished by the next command, but a whole one is better.
-    let _signals = signals::Blocked::new();
-    fault::reached("locked");
-    stores.store.record_intents(&intents)?;
-    fault::reached("intent-recorded");
-
-    let last_change = LastChange::after_change(request.provenance.at.day, request.must_change);
-    let mut updated = stores.shadow.clone();
-    for intent in &intents {
-        updated.set_password(&intent.user, &intent.new_linux, last_change);
-    }
-    if let Err(e) = stores.lock.write(&mut updated) {
-        // Report the cause. An intent that can't be dropped now is dropped
-        // by the next command that takes the locks: shadow lacks its hash.
-        let _ = stores.store.abandon_intents(&intents);
-        return Err(e.into());
-    }
-    stores.shadow = updated;
-
-    stores.store.complete_intents(&intents).map_err(|e| {
-        Error::Failure(format!(
-            "/etc/shadow was changed but the record could not be updated ({e}); run 'credsync sync' to finish"
-        ))
-    })?;
-    fault::reached("intent-cleared");
+    // From the first write to the last, signals wait; the locks go before
+    // the hold ends, and a signal that came meanwhile is dropped: the change
+    // is finished and reported either way (an interrupted one would be
+    // finished by the next command, but a whole one is better).
+    let held = signals::Blocked::new();
+    let written = write_both(&mut stores, &intents, &request);
+    drop(stores);
+    held.discard_pending();
+    written?;
     for intent in &intents {
         audit::log(Event::Changed {
             user: &intent.user,
@@ -111,6 +94,34 @@ pub fn apply(
             how: intent.provenance.source.as_str(),
         });
     }
+    Ok(())
+}
+
+/// Steps 3 to 5: the intents, `/etc/shadow`, the records.
+fn write_both(stores: &mut Stores, intents: &[Intent], request: &Request) -> Result<(), Error> {
+    fault::reached("locked");
+    stores.store.record_intents(intents)?;
+    fault::reached("intent-recorded");
+
+    let last_change = LastChange::after_change(request.provenance.at.day, request.must_change);
+    let mut updated = stores.shadow.clone();
+    for intent in intents {
+        updated.set_password(&intent.user, &intent.new_linux, last_change);
+    }
+    if let Err(e) = stores.lock.write(&mut updated) {
+        // Report the cause. An intent that can't be dropped now is dropped
+        // by the next command that takes the locks: shadow lacks its hash.
+        let _ = stores.store.abandon_intents(intents);
+        return Err(e.into());
+    }
+    stores.shadow = updated;
+
+    stores.store.complete_intents(intents).map_err(|e| {
+        Error::Failure(format!(
+            "/etc/shadow was changed but the record could not be updated ({e}); run 'credsync sync' to finish"
+        ))
+    })?;
+    fault::reached("intent-cleared");
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Longest password accepted from any input, in bytes: the most libxcrypt
 /// (`CRYPT_MAX_PASSPHRASE_SIZE` - 1) and PAM (`PAM_MAX_RESP_SIZE` - 1) take, so
@@ -10,7 +10,9 @@ use zeroize::Zeroizing;
 pub const MAX_PASSWORD_LEN: usize = 511;
 
 /// A password as the user typed it: arbitrary bytes except NUL and newline, which
-/// could never reach libcrypt or a line-oriented file intact.
+/// could never reach libcrypt or a line-oriented file intact. Its buffer is
+/// wiped in place when it is dropped (or `zeroize`d), whatever the field's type.
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct Password(Zeroizing<Vec<u8>>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +101,33 @@ mod tests {
     fn debug_never_shows_the_content() {
         let p = Password::new(b"hunter2-secret".to_vec()).unwrap();
         assert!(!format!("{p:?}").contains("hunter2"));
+        assert_eq!(format!("{p:#?}"), "Password(<redacted>)");
+        let raw = Password::new(b"caf\xe9-secret".to_vec()).unwrap();
+        assert_eq!(format!("{raw:?}"), "Password(<redacted>)");
+    }
+
+    #[test]
+    fn a_refusal_never_quotes_the_password() {
+        for bad in [&b"hunter2\0x"[..], b"hunter2\nx", b"hunter2\rx"] {
+            let message = Password::new(bad.to_vec()).unwrap_err().to_string();
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+    }
+
+    /// Dropping a password wipes it: the type promises it (the compiler
+    /// checks the promise), and the wipe overwrites the buffer where it is.
+    #[test]
+    fn a_password_is_wiped_in_place() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Password>();
+
+        let mut p = Password::new(b"Wipe#Me-0123456789".to_vec()).unwrap();
+        let buffer = (p.0.as_ptr(), p.0.capacity());
+        p.zeroize();
+        assert!(p.as_bytes().is_empty(), "content left after the wipe");
+        // Still the same, still owned allocation: wiped where the bytes were,
+        // not copied elsewhere or handed back to the allocator unwiped.
+        assert_eq!((p.0.as_ptr(), p.0.capacity()), buffer);
     }
 
     #[test]

@@ -133,7 +133,7 @@ pub fn recover(ctx: &Context, user: &str, stdin: bool, expire: bool) -> Result<(
 
 pub fn import(ctx: &Context, expire: bool) -> Result<(), Error> {
     ctx.caller.require_root("import passwords")?;
-    let batch = parse_import(&mut std::io::stdin().lock())?;
+    let batch = parse_import(&mut input::Stdin::new())?;
     let users: Vec<UserName> = batch.iter().map(|(_, c)| c.user.clone()).collect();
     let line_of: HashMap<UserName, usize> =
         batch.iter().map(|(n, c)| (c.user.clone(), *n)).collect();
@@ -156,6 +156,7 @@ pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<(usize, NewPassword
     // The longest line: a 32-byte name, the colon and the longest password.
     const MAX_LINE: usize = 32 + 1 + MAX_PASSWORD_LEN;
     let mut batch: Vec<(usize, NewPassword)> = Vec::new();
+    let mut first_line: HashMap<UserName, usize> = HashMap::new();
     for number in 1.. {
         let line = match input::read_line(reader, MAX_LINE) {
             Ok(Some(line)) => line,
@@ -173,12 +174,13 @@ pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<(usize, NewPassword
             .ok()
             .and_then(|name| UserName::parse(name).ok())
             .ok_or_else(|| bad_line(number, "invalid user name"))?;
-        if let Some((first, _)) = batch.iter().find(|(_, c)| c.user == user) {
+        if let Some(first) = first_line.get(&user) {
             return Err(bad_line(
                 number,
                 &format!("user '{user}' is already on line {first}"),
             ));
         }
+        first_line.insert(user.clone(), number);
         let password = Password::new(line[colon + 1..].to_vec())
             .map_err(|e| bad_line(number, &e.to_string()))?;
         batch.push((number, NewPassword { user, password }));

@@ -7,7 +7,8 @@
 use crate::error::Error;
 use crate::secret::{MAX_PASSWORD_LEN, Password};
 use crate::system::terminal::{self, AskError};
-use std::io::{BufRead, Read};
+use std::io::{self, BufRead, Read};
+use std::os::fd::AsFd;
 use zeroize::Zeroizing;
 
 pub struct Input<R> {
@@ -15,11 +16,68 @@ pub struct Input<R> {
     lines: Option<R>,
 }
 
-impl Input<std::io::StdinLock<'static>> {
+impl Input<Stdin> {
     pub fn new(use_stdin: bool) -> Self {
         Input {
-            lines: use_stdin.then(|| std::io::stdin().lock()),
+            lines: use_stdin.then(Stdin::new),
         }
+    }
+}
+
+/// Standard input read through a buffer of our own that is wiped when
+/// dropped. std's `Stdin` keeps a process-wide buffer that is never wiped, so
+/// a password read through it would stay in memory until the process ends.
+pub struct Stdin {
+    buffer: Zeroizing<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl Stdin {
+    pub fn new() -> Self {
+        Stdin {
+            buffer: Zeroizing::new(vec![0; 8192]),
+            start: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Default for Stdin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Read for Stdin {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Stdin {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start == self.end {
+            let read = loop {
+                match nix::unistd::read(io::stdin().as_fd(), &mut self.buffer[..]) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    // A closed standard input is an empty one, as std's `Stdin` has it.
+                    Err(nix::errno::Errno::EBADF) => break Ok(0),
+                    other => break other,
+                }
+            };
+            self.start = 0;
+            self.end = read.map_err(io::Error::from)?;
+        }
+        Ok(&self.buffer[self.start..self.end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
     }
 }
 
@@ -70,8 +128,10 @@ pub fn read_line(
     reader: &mut impl BufRead,
     limit: usize,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
-    let mut line = Zeroizing::new(Vec::with_capacity(128));
+    // Room for the longest line, so it never grows: a reallocation would
+    // leave a copy behind, unwiped.
     let cap = (limit + 2) as u64;
+    let mut line = Zeroizing::new(Vec::with_capacity(limit + 2));
     reader
         .take(cap)
         .read_until(b'\n', &mut line)

@@ -230,6 +230,36 @@ impl Store {
                 found: version,
             });
         }
+        // SQLite reads pages lazily: damage past the first ones would show
+        // only when a statement reaches it, possibly after /etc/shadow was
+        // replaced. Look at every page, and at the tables, before any write.
+        let check: String = store
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| store.corrupt(e))?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: store.path,
+                detail: check,
+            });
+        }
+        if version == SCHEMA_VERSION {
+            let tables: i64 = store
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                     AND name IN ('record', 'history', 'intent')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| store.corrupt(e))?;
+            if tables != 3 {
+                return Err(StoreError::Corrupt {
+                    path: store.path,
+                    detail: "credsync's tables are missing".into(),
+                });
+            }
+        }
         Ok((store, version))
     }
 

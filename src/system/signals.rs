@@ -2,7 +2,8 @@
 //!
 //! - [`Blocked`]: while both stores are being written (from the intent to the
 //!   record), HUP, INT, QUIT, TERM, TSTP and PIPE are held back, as shadow-utils
-//!   does around its writes; they are delivered when the guard drops.
+//!   does around its writes; they are delivered when the guard drops, or
+//!   dropped with [`Blocked::discard_pending`] once a change is written.
 //! - [`Interruptible`]: while a password prompt has the terminal's echo off,
 //!   INT, TERM, HUP, QUIT and TSTP get a handler that does nothing and are
 //!   held back, except inside [`Interruptible::wait_readable`], which lets them
@@ -56,6 +57,31 @@ impl Blocked {
             previous: set_of(&HELD_DURING_WRITES)
                 .thread_swap_mask(SigmaskHow::SIG_BLOCK)
                 .ok(),
+        }
+    }
+}
+
+impl Blocked {
+    /// Ends the hold and drops whatever arrived meanwhile. Once a change has
+    /// begun to be written it is finished and reported, not cut short after
+    /// the fact (shadow-utils ignores these signals while it writes): a
+    /// Ctrl-C that came too late must not hide that the password changed.
+    pub fn discard_pending(self) {
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        let previous: Vec<(Signal, SigAction)> = HELD_DURING_WRITES
+            .iter()
+            .filter_map(|&signal| {
+                // SAFETY: SIG_IGN runs no code; setting it discards a pending
+                // instance of the signal, and the old action is put back below.
+                unsafe { sigaction(signal, &ignore) }
+                    .ok()
+                    .map(|old| (signal, old))
+            })
+            .collect();
+        drop(self);
+        for (signal, old) in &previous {
+            // SAFETY: re-installs the exact action the process had before.
+            let _ = unsafe { sigaction(*signal, old) };
         }
     }
 }
@@ -164,14 +190,7 @@ pub fn interrupt_at<T>(
     if remaining.is_zero() {
         return Err(Errno::EINTR);
     }
-    let action = SigAction::new(
-        SigHandler::Handler(interrupt),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler is async-signal-safe (it does nothing), and the
-    // previous action is put back below on every path.
-    let previous = unsafe { sigaction(Signal::SIGALRM, &action) }?;
+    let _handler = AlarmHandler::install()?;
     let previous_mask = set_of(&[Signal::SIGALRM])
         .thread_swap_mask(SigmaskHow::SIG_UNBLOCK)
         .ok();
@@ -187,15 +206,59 @@ pub fn interrupt_at<T>(
             TimerSetTimeFlags::empty(),
         )?;
         // Dropping the timer (timer_delete) after the wait disarms it; a
-        // signal already sent meets the do-nothing handler.
+        // signal already sent to this thread, which doesn't block it, has
+        // been handled by the time the call returns.
         wait()
     })();
     if let Some(mask) = previous_mask {
         let _ = mask.thread_set_mask();
     }
-    // SAFETY: re-installs the exact action the process had before.
-    let _ = unsafe { sigaction(Signal::SIGALRM, &previous) };
     result
+}
+
+/// The do-nothing SIGALRM handler, installed while any thread of ours waits
+/// in [`interrupt_at`]. The disposition is process-wide, so it is counted:
+/// the first waiter installs it, the last puts the previous action back —
+/// otherwise one thread could restore the default (terminate) while another's
+/// timer is about to fire.
+struct AlarmHandler;
+
+static ALARM_WAITERS: std::sync::Mutex<(usize, Option<SigAction>)> =
+    std::sync::Mutex::new((0, None));
+
+impl AlarmHandler {
+    fn install() -> Result<Self, Errno> {
+        let mut waiters = ALARM_WAITERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if waiters.0 == 0 {
+            let action = SigAction::new(
+                SigHandler::Handler(interrupt),
+                SaFlags::empty(),
+                SigSet::empty(),
+            );
+            // SAFETY: the handler is async-signal-safe (it does nothing), and
+            // the previous action is put back when the last waiter leaves.
+            waiters.1 = Some(unsafe { sigaction(Signal::SIGALRM, &action) }?);
+        }
+        waiters.0 += 1;
+        Ok(AlarmHandler)
+    }
+}
+
+impl Drop for AlarmHandler {
+    fn drop(&mut self) {
+        let mut waiters = ALARM_WAITERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        waiters.0 -= 1;
+        if waiters.0 == 0
+            && let Some(previous) = waiters.1.take()
+        {
+            // SAFETY: re-installs the exact action the process had before.
+            let _ = unsafe { sigaction(Signal::SIGALRM, &previous) };
+        }
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +313,17 @@ mod tests {
             Err(Errno::EINTR),
             "a deadline already past doesn't call"
         );
+    }
+
+    #[test]
+    fn a_signal_held_during_a_write_can_be_discarded() {
+        let _one = ONE_AT_A_TIME.lock().unwrap();
+        let held = Blocked::new();
+        // Default action: it would end the test process if it were delivered.
+        raise(Signal::SIGHUP).unwrap();
+        held.discard_pending();
+        let pending = SigSet::thread_get_mask().unwrap();
+        assert!(!pending.contains(Signal::SIGHUP), "still blocked");
     }
 
     #[test]
