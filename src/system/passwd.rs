@@ -3,7 +3,8 @@
 //!
 //! Only well-formed local entries are returned: a line counts when it is UTF-8,
 //! has exactly the expected number of colon-separated fields (7 for passwd, 4 for
-//! group), a non-empty name that is not a NIS `+`/`-` line, and numeric ids.
+//! group), a non-empty name that does not start with `#` (a comment, even with
+//! all the fields of an entry), a blank or a NIS `+`/`-`, and numeric ids.
 //! Comments, blank lines, CRLF lines and anything else malformed are skipped,
 //! the way glibc's files backend and shadow-utils skip them. These files are only
 //! read here; `/etc/shadow` is the one file credsync writes (see `shadow`).
@@ -41,7 +42,12 @@ pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// The fields of one passwd-style line (`line` may end in `\n`), or `None` if
 /// the line is not a local entry with exactly `count` fields: not UTF-8, a `\r`
-/// anywhere (CRLF files), an empty name, or a NIS `+`/`-` name.
+/// anywhere (CRLF files), an empty name, a commented-out line, or a NIS `+`/`-`
+/// name.
+///
+/// glibc skips leading blanks and then a line starting with `#`, so
+/// `#old:x:1000:1000::/home/old:/bin/sh` is no account of uid 1000. A name
+/// starting with a blank is refused too: no valid user name does.
 pub(crate) fn entry_fields(line: &[u8], count: usize) -> Option<Vec<&str>> {
     let content = line.strip_suffix(b"\n").unwrap_or(line);
     let text = std::str::from_utf8(content).ok()?;
@@ -50,7 +56,8 @@ pub(crate) fn entry_fields(line: &[u8], count: usize) -> Option<Vec<&str>> {
     }
     let fields: Vec<&str> = text.split(':').collect();
     let name = fields[0];
-    if fields.len() != count || name.is_empty() || name.starts_with(['+', '-']) {
+    let not_local = [' ', '\t', '\x0b', '\x0c', '#', '+', '-'];
+    if fields.len() != count || name.is_empty() || name.starts_with(not_local) {
         return None;
     }
     Some(fields)
@@ -121,6 +128,9 @@ mod tests {
         crlf:x:1003:1003::/home/crlf:/bin/sh\r\n\
         badid:x:-1:1004::/home/badid:/bin/sh\n\
         latin\xe9:x:1005:1005::/home/l:/bin/sh\n\
+        #old:x:1000:1000::/home/old:/bin/sh\n\
+        \x20 # old:x:1000:1000::/home/old:/bin/sh\n\
+        \x20alice:x:1000:1000::/home/alice:/bin/sh\n\
         bob:x:1006:100::/home/bob:";
 
     #[test]
@@ -141,6 +151,22 @@ mod tests {
         // The last line has no newline and an empty shell.
         assert_eq!(entries[2].uid, 1006);
         assert_eq!(entries[2].shell, "");
+    }
+
+    #[test]
+    fn a_commented_out_account_is_no_account() {
+        // glibc's getpwuid(1000) skips the comment and finds alice.
+        let entries = parse_passwd(
+            b"#old:x:1000:1000::/home/old:/bin/sh\n\
+              \t#old2:x:1000:1000::/home/old:/bin/sh\n\
+              alice:x:1000:1000::/home/alice:/bin/bash\n",
+        );
+        let first = entries.iter().find(|e| e.uid == 1000).unwrap();
+        assert_eq!(first.name, "alice");
+        assert_eq!(entries.len(), 1);
+        let groups = parse_group(b"#appsvc:x:999:eve\nappsvc:x:999:svc\n");
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].members, ["svc"]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! the one Debian, Red Hat and SUSE stacks run for a password change.
 //!
 //! The files are read through [`ConfigFiles`], so the same walk runs over the
-//! disk ([`Disk`]) or over an in-memory set of files (the parser's fuzz target).
+//! disk or over an in-memory set of files (the parser's fuzz target).
 #![forbid(unsafe_code)]
 
 use std::cell::Cell;
@@ -51,7 +51,7 @@ pub trait ConfigFiles {
 }
 
 /// The file system: symlinks resolved, bytes that are not UTF-8 replaced.
-pub struct Disk;
+struct Disk;
 
 impl ConfigFiles for Disk {
     fn read(&self, path: &Path) -> Option<String> {
@@ -336,6 +336,10 @@ mod tests {
         };
         assert_eq!(find_pam_unix_password_in(&counted, pam_d, "credsync"), None);
         // Each open looks in /etc/pam.d, then in /usr/lib/pam.d.
-        assert!(counted.reads.get() <= 2 * MAX_FILES_OPENED, "{}", counted.reads.get());
+        assert!(
+            counted.reads.get() <= 2 * MAX_FILES_OPENED,
+            "{}",
+            counted.reads.get()
+        );
     }
 }

@@ -18,11 +18,12 @@ pub struct ShadowEntry {
 /// The whole file, line by line, each line's raw bytes kept with its `\n`.
 ///
 /// A line is an entry only if it is UTF-8 without `\r`, has exactly 9
-/// colon-separated fields, a non-empty name that is not a NIS `+`/`-` line, a
-/// password field `LinuxHash` accepts, and a last-change field that is empty or
-/// a decimal number. Everything else (comments, blank lines, NIS lines,
-/// malformed lines) is kept as it is and ignored: credsync never rewrites a line
-/// that glibc and shadow-utils would not read as a user either.
+/// colon-separated fields, a non-empty name that does not start with `#` (a
+/// comment), a blank or a NIS `+`/`-`, a password field `LinuxHash` accepts,
+/// and a last-change field that is empty or a decimal number. Everything else
+/// (comments, blank lines, NIS lines, malformed lines) is kept as it is and
+/// ignored: credsync never rewrites a line that glibc and shadow-utils would
+/// not read as a user either.
 #[derive(Debug, Clone, Default)]
 pub struct ShadowFile {
     lines: Vec<Vec<u8>>,
