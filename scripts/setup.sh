@@ -6,7 +6,10 @@ set -euo pipefail
 need_packages=(
     libpam0g-dev   # link the PAM client
     libcrypt-dev   # link libxcrypt (crypt_rn, crypt_gensalt_rn)
-    libpam-modules # pam_unix, pam_exec, pam_debug used by the tests
+    libpwquality-dev  # link libpwquality, the site's pwquality.conf rules
+    cracklib-runtime  # cracklib's dictionary, without which pwquality fails every password
+    libpam-modules # pam_unix, pam_exec, pam_debug, pam_faillock, pam_pwhistory used by the tests
+    libpam-modules-bin # faillock(8), which must list the failures credsync records
     pamtester      # checks a password through the real PAM stack
     passwd login   # shadow-utils: chpasswd, passwd, pwck, useradd
     util-linux     # unshare, setpriv, findmnt for the namespace sandbox

@@ -8,9 +8,11 @@
 pub mod crypt;
 pub mod faillock;
 pub mod method;
+pub mod opasswd;
 pub mod pam;
 pub mod passwd;
 pub mod privilege;
+pub mod pwquality;
 pub mod shadow;
 pub mod signals;
 pub mod syslog;
