@@ -26,10 +26,17 @@ pub mod exit {
     pub const INVALID: u8 = 6;
     /// The credential store is unsafe, corrupt or from a newer version.
     pub const STORE: u8 = 7;
+    /// The new password breaks the password policy (quality, history, or the
+    /// minimum age); nothing was changed.
+    pub const POLICY: u8 = 8;
     /// The PAM stack failed.
     pub const PAM: u8 = 10;
     /// `verify`: the password is right but must be changed before use.
     pub const MUST_CHANGE: u8 = 11;
+    /// `verify`: the password is right but has expired (maximum age passed).
+    pub const EXPIRED: u8 = 12;
+    /// Locked after repeated failures (pam_faillock's tally); `recover` clears it.
+    pub const LOCKED: u8 = 13;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,13 @@ pub enum Error {
     FileMissing(String),
     #[error("the password is correct but must be changed")]
     MustChange,
+    #[error("the password is correct but has expired; it must be changed")]
+    Expired,
+    /// Every rule the new password breaks, already in the user's terms.
+    #[error("{0}")]
+    Policy(String),
+    #[error("{0}")]
+    Locked(String),
     #[error("{0}")]
     Failure(String),
     #[error(transparent)]
@@ -81,6 +95,9 @@ impl Error {
             Error::Invalid(_) | Error::UnknownUser(_) => exit::INVALID,
             Error::FileMissing(_) => exit::FILE_MISSING,
             Error::MustChange => exit::MUST_CHANGE,
+            Error::Expired => exit::EXPIRED,
+            Error::Policy(_) => exit::POLICY,
+            Error::Locked(_) => exit::LOCKED,
             Error::Failure(_) | Error::Crypt(_) | Error::AppHash(_) | Error::Config(_) => {
                 exit::FAILURE
             }

@@ -78,9 +78,12 @@ impl Paths {
     pub fn faillock_conf(&self) -> PathBuf {
         self.join("etc/security/faillock.conf")
     }
-    /// pam_faillock's default tally directory (`/var/run` is a link to `/run`).
-    pub fn faillock_dir(&self) -> PathBuf {
-        self.join("var/run/faillock")
+    /// pam_pwhistory's history of old password hashes, shared with `passwd`.
+    pub fn opasswd(&self) -> PathBuf {
+        self.join("etc/security/opasswd")
+    }
+    pub fn pwquality_conf(&self) -> PathBuf {
+        self.join("etc/security/pwquality.conf")
     }
     pub fn store_dir(&self) -> PathBuf {
         self.join("var/lib/credsync")
