@@ -6,6 +6,10 @@ mod fixture;
 mod hostile;
 #[path = "cli/kills.rs"]
 mod kills;
+#[path = "cli/lockout.rs"]
+mod lockout;
+#[path = "cli/policy.rs"]
+mod policy;
 #[path = "cli/syscalls.rs"]
 mod syscalls;
 

@@ -18,6 +18,10 @@ mod faults;
 mod hostile;
 #[path = "system/limits.rs"]
 mod limits;
+#[path = "system/lockout.rs"]
+mod lockout;
+#[path = "system/policy.rs"]
+mod policy;
 #[path = "system/secrets.rs"]
 mod secrets;
 
