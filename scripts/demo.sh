@@ -51,10 +51,24 @@ useradd -M -s /bin/sh admin
 admin_uid=$(id -u admin)
 echo 'admin:Factory#Pass1' | chpasswd
 
+step "The appliance's policy keeps a day between changes; this demo runs in a minute, so it waives that"
+show "printf '[policy]\\nmin_age_days = 0\\n' > /etc/credsync/credsync.toml"
+mkdir -p /etc/credsync
+printf '[policy]\nmin_age_days = 0\n' > /etc/credsync/credsync.toml
+
 step "Enrol admin: the first change through credsync makes the account managed"
 show "credsync recover admin"
 printf 'Initial#Pass2\n' | "$credsync" recover admin --stdin
 check initial admin 'Initial#Pass2'
+
+step "The rest of the policy holds: a weak new password is refused, every broken rule listed, nothing changed"
+show "credsync set password   # run as admin, new password 'admin2024'"
+if printf 'Initial#Pass2\nadmin2024\n' |
+    setpriv --reuid="$admin_uid" --regid="$(id -g admin)" --clear-groups "$credsync" set password --stdin; then
+    echo "   FAILED: a weak password was accepted" >&2
+    exit 1
+fi
+check unchanged admin 'Initial#Pass2'
 
 step "admin changes the password with the appliance CLI's words (setuid credsync, PAM checks the current one)"
 show "credsync set password   # run as admin"

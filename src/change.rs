@@ -24,9 +24,10 @@ use crate::store::{Intent, Provenance};
 use crate::stores::Stores;
 use crate::system::crypt::{self, HashMethod, LinuxHash};
 use crate::system::shadow::{self, LastChange};
-use crate::system::{Paths, signals};
+use crate::system::{Paths, opasswd, passwd, signals};
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::thread;
 
 /// A user's new password.
@@ -83,7 +84,7 @@ pub fn apply(
     // is finished and reported either way (an interrupted one would be
     // finished by the next command, but a whole one is better).
     let held = signals::Blocked::new();
-    let written = write_both(&mut stores, &intents, &request);
+    let written = write_both(paths, config, &mut stores, &intents, &request);
     drop(stores);
     held.discard_pending();
     written?;
@@ -98,21 +99,33 @@ pub fn apply(
 }
 
 /// Steps 3 to 5: the intents, `/etc/shadow`, the records.
-fn write_both(stores: &mut Stores, intents: &[Intent], request: &Request) -> Result<(), Error> {
+fn write_both(
+    paths: &Paths,
+    config: &Config,
+    stores: &mut Stores,
+    intents: &[Intent],
+    request: &Request,
+) -> Result<(), Error> {
     fault::reached("locked");
     stores.store.record_intents(intents)?;
     fault::reached("intent-recorded");
 
     let last_change = LastChange::after_change(request.provenance.at.day, request.must_change);
+    let aging = config.policy.aging();
     let mut updated = stores.shadow.clone();
     for intent in intents {
         updated.set_password(&intent.user, &intent.new_linux, last_change);
+        updated.set_aging(&intent.user, aging);
     }
-    if let Err(e) = stores.lock.write(&mut updated) {
+    // pam_pwhistory's order: the history first, then shadow. A crash between
+    // leaves the current password in the history, which is harmless.
+    let written =
+        keep_history(paths, config, intents).and_then(|()| Ok(stores.lock.write(&mut updated)?));
+    if let Err(e) = written {
         // Report the cause. An intent that can't be dropped now is dropped
         // by the next command that takes the locks: shadow lacks its hash.
         let _ = stores.store.abandon_intents(intents);
-        return Err(e.into());
+        return Err(e);
     }
     stores.shadow = updated;
 
@@ -122,6 +135,33 @@ fn write_both(stores: &mut Stores, intents: &[Intent], request: &Request) -> Res
         ))
     })?;
     fault::reached("intent-cleared");
+    Ok(())
+}
+
+/// Adds each replaced hash to pam_pwhistory's `/etc/security/opasswd`, as
+/// pam_pwhistory does before `passwd` writes, so both tools share one
+/// history. Skipped when the policy keeps no history, or when the root has no
+/// `/etc/security` (an image or fixture without PAM's configuration).
+fn keep_history(paths: &Paths, config: &Config, intents: &[Intent]) -> Result<(), Error> {
+    let file = paths.opasswd();
+    let remember = config.policy.history;
+    if remember == 0 || !file.parent().is_some_and(Path::is_dir) {
+        return Ok(());
+    }
+    let accounts = passwd::read_passwd(&paths.passwd())
+        .map_err(|e| Error::Failure(format!("cannot read {}: {e}", paths.passwd().display())))?;
+    for intent in intents {
+        let Some(uid) = accounts
+            .iter()
+            .find(|a| a.name == intent.user.as_str())
+            .map(|a| a.uid)
+        else {
+            continue;
+        };
+        let remember = u32::try_from(remember).unwrap_or(u32::MAX);
+        opasswd::record_replaced_hash(&file, &intent.user, uid, &intent.old_linux, remember)
+            .map_err(|e| Error::Failure(e.to_string()))?;
+    }
     Ok(())
 }
 

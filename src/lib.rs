@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fault;
+pub mod judge;
 pub mod policy;
 pub mod reconcile;
 pub mod secret;

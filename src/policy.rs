@@ -8,11 +8,14 @@
 
 use crate::account::UserName;
 use crate::secret::Password;
+use crate::system::shadow::Aging;
 use serde::Deserialize;
 use std::fmt;
 
 /// `[policy]`. The defaults are the appliance's policy; `0` (or `false`)
-/// turns a rule off. Aging values left off leave shadow's field as it is.
+/// turns a quality or history rule off. The aging values are written into
+/// shadow's fields 4 to 6 by every change, as they are: `min_age_days = 0` is
+/// no minimum, `max_age_days = 99999` is shadow's "never expires".
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -25,12 +28,16 @@ pub struct PolicyConfig {
     pub min_changed_chars: usize,
     /// Refuse a password holding the user name, forwards or reversed.
     pub reject_username: bool,
+    /// Also apply the site's `/etc/security/pwquality.conf` (through
+    /// libpwquality, as pam_pwquality does) when that file exists.
+    pub site_rules: bool,
     /// Generations of earlier passwords a new one may not repeat (the current
     /// one included, as pam_pwhistory's `remember` counts).
     pub history: usize,
-    /// Shadow field 4: days before a user may change again (root is exempt).
+    /// Shadow field 4: days before a user may change again (root is exempt);
+    /// 0 = no minimum.
     pub min_age_days: u32,
-    /// Shadow field 5: days a password lasts.
+    /// Shadow field 5: days a password lasts; 99999 = never expires.
     pub max_age_days: u32,
     /// Shadow field 6: days of warning before it expires.
     pub warn_days: u32,
@@ -44,11 +51,23 @@ impl Default for PolicyConfig {
             min_classes: 3,
             min_changed_chars: 8,
             reject_username: true,
+            site_rules: true,
             history: 5,
             min_age_days: 1,
             max_age_days: 60,
             warn_days: 7,
             lockout: LockoutConfig::default(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// The aging fields a change writes into shadow.
+    pub fn aging(&self) -> Aging {
+        Aging {
+            min: Some(i64::from(self.min_age_days)),
+            max: Some(i64::from(self.max_age_days)),
+            warn: Some(i64::from(self.warn_days)),
         }
     }
 }

@@ -56,6 +56,10 @@ pub enum Command {
         /// Force each user to change the password at next login
         #[arg(long)]
         expire: bool,
+        /// Set passwords that break the password policy (the broken rules are
+        /// shown as warnings)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -69,6 +73,10 @@ pub struct PasswdArgs {
     /// Force a change at next login
     #[arg(long)]
     pub expire: bool,
+    /// Root only: set a password that breaks the password policy (the broken
+    /// rules are shown as warnings), as `passwd` lets root do
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +98,10 @@ pub struct RecoverArgs {
     /// Force a change at next login
     #[arg(long)]
     pub expire: bool,
+    /// Root only: set a password that breaks the password policy (the broken
+    /// rules are shown as warnings), as `passwd` lets root do
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[cfg(test)]

@@ -8,13 +8,15 @@ use super::report::{self, say};
 use crate::account::UserName;
 use crate::audit::{self, Event};
 use crate::change::{self, NewPassword, Request};
+use crate::clock;
 use crate::error::Error;
+use crate::judge::{self, Candidate, Judge};
 use crate::reconcile;
 use crate::secret::{MAX_PASSWORD_LEN, Password};
 use crate::store::{Provenance, Source, Store, StoreError};
 use crate::stores::Stores;
 use crate::system::crypt::HashMethod;
-use crate::system::shadow::ShadowError;
+use crate::system::shadow::{LastChange, ShadowError};
 use crate::system::{faillock, method, shadow};
 use crate::verify::{self, Verdict};
 use std::collections::HashMap;
@@ -57,7 +59,13 @@ fn change(
     )
 }
 
-pub fn passwd(ctx: &Context, user: Option<&str>, stdin: bool, expire: bool) -> Result<(), Error> {
+pub fn passwd(
+    ctx: &Context,
+    user: Option<&str>,
+    stdin: bool,
+    expire: bool,
+    force: bool,
+) -> Result<(), Error> {
     let target = match user {
         Some(name) => user_name(name)?,
         None => ctx.caller.name.clone(),
@@ -67,19 +75,24 @@ pub fn passwd(ctx: &Context, user: Option<&str>, stdin: bool, expire: bool) -> R
             .caller
             .refuse(target.as_str(), "you may change only your own password"));
     }
-    if expire && !ctx.caller.is_root() {
-        return Err(ctx
-            .caller
-            .refuse(target.as_str(), "only root may force a password change"));
+    if (expire || force) && !ctx.caller.is_root() {
+        return Err(ctx.caller.refuse(
+            target.as_str(),
+            "only root may force a password change or override the password policy",
+        ));
     }
     let mut input = Input::new(stdin);
     say(ctx, LOGOUT_WARNING);
-    if !ctx.caller.is_root() {
+    let current = if ctx.caller.is_root() {
+        None
+    } else {
         let current = input.password("Enter your current password: ")?;
         ctx.caller
             .prove(&ctx.paths, &ctx.config.pam.service, &current)?;
-    }
-    let password = input.new_password()?;
+        check_minimum_age(ctx, &target)?;
+        Some(current)
+    };
+    let password = choose_password(ctx, &mut input, &target, current.as_ref(), force)?;
     say(ctx, "✔ Modifying password...");
     change(
         ctx,
@@ -95,7 +108,89 @@ pub fn passwd(ctx: &Context, user: Option<&str>, stdin: bool, expire: bool) -> R
     Ok(())
 }
 
-pub fn recover(ctx: &Context, user: &str, stdin: bool, expire: bool) -> Result<(), Error> {
+/// How many new passwords an interactive caller may try, as `passwd` with
+/// pam_pwquality's `retry=3`.
+const TRIES: usize = 3;
+
+/// Asks for a new password until one passes the policy: up to [`TRIES`] times
+/// on a terminal, once with `--stdin`. Each broken rule is shown; root with
+/// `--force` gets them as warnings and keeps the password.
+fn choose_password(
+    ctx: &Context,
+    input: &mut Input<input::Stdin>,
+    user: &UserName,
+    current: Option<&Password>,
+    force: bool,
+) -> Result<Password, Error> {
+    let judge = Judge::new(&ctx.paths, &ctx.config, ctx.store_owner)?;
+    let tries = if input.is_interactive() { TRIES } else { 1 };
+    for attempt in 1..=tries {
+        let password = input.new_password()?;
+        let problems = judge.problems(&Candidate {
+            user,
+            new: &password,
+            old: current,
+        })?;
+        if problems.is_empty() {
+            return Ok(password);
+        }
+        if force {
+            for problem in &problems {
+                report::warn(&format!("warning: {problem}; set anyway (--force)"));
+            }
+            return Ok(password);
+        }
+        if attempt < tries {
+            for problem in &problems {
+                report::warn(&format!("BAD PASSWORD: {problem}"));
+            }
+            continue;
+        }
+        return Err(refused(ctx, user, &problems));
+    }
+    unreachable!("at least one try")
+}
+
+fn refused(ctx: &Context, user: &UserName, problems: &[String]) -> Error {
+    let mut refusal = judge::refusal(user, problems);
+    if ctx.caller.is_root()
+        && let Error::Policy(text) = &mut refusal
+    {
+        text.push_str(" (root may set it anyway with --force)");
+    }
+    refusal
+}
+
+/// A self-service change inside the minimum age (shadow field 4) is refused,
+/// as pam_unix refuses it — unless the password has expired or a change is
+/// forced, which the minimum age never blocks.
+fn check_minimum_age(ctx: &Context, user: &UserName) -> Result<(), Error> {
+    let shadow = shadow::read_unlocked(&ctx.paths)?;
+    let (Some(entry), Some(aging)) = (shadow.entry(user), shadow.aging(user)) else {
+        return Ok(());
+    };
+    let (Some(min), LastChange::Day(changed)) = (aging.min, entry.last_change) else {
+        return Ok(());
+    };
+    let today = ctx.now.day;
+    let expired = aging.max.is_some_and(|max| today - changed > max);
+    let allowed_from = changed + min;
+    if min == 0 || expired || today >= allowed_from {
+        return Ok(());
+    }
+    Err(Error::Policy(format!(
+        "the password was changed less than {min} day(s) ago; it can be changed again from {} (UTC)",
+        &clock::utc_text(allowed_from * 86_400)[..10]
+    )))
+}
+
+pub fn recover(
+    ctx: &Context,
+    user: &str,
+    stdin: bool,
+    expire: bool,
+    force: bool,
+) -> Result<(), Error> {
     let target = user_name(user)?;
     if !ctx.caller.is_root() {
         return Err(ctx
@@ -110,7 +205,7 @@ pub fn recover(ctx: &Context, user: &str, stdin: bool, expire: bool) -> Result<(
         ),
     );
     say(ctx, LOGOUT_WARNING);
-    let password = input.new_password()?;
+    let password = choose_password(ctx, &mut input, &target, None, force)?;
     say(ctx, "✔ Modifying password...");
     change(
         ctx,
@@ -131,9 +226,10 @@ pub fn recover(ctx: &Context, user: &str, stdin: bool, expire: bool) -> Result<(
     Ok(())
 }
 
-pub fn import(ctx: &Context, expire: bool) -> Result<(), Error> {
+pub fn import(ctx: &Context, expire: bool, force: bool) -> Result<(), Error> {
     ctx.caller.require_root("import passwords")?;
     let batch = parse_import(&mut input::Stdin::new())?;
+    judge_batch(ctx, &batch, force)?;
     let users: Vec<UserName> = batch.iter().map(|(_, c)| c.user.clone()).collect();
     let line_of: HashMap<UserName, usize> =
         batch.iter().map(|(n, c)| (c.user.clone(), *n)).collect();
@@ -191,6 +287,46 @@ pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<(usize, NewPassword
         ));
     }
     Ok(batch)
+}
+
+/// The quality rules for every line of an import, before anything is
+/// hashed: refused (naming each line) unless `--force`. The history is not
+/// checked for a batch — it would cost several key derivations per user; a
+/// batch provisions passwords, which the users then change themselves.
+fn judge_batch(ctx: &Context, batch: &[(usize, NewPassword)], force: bool) -> Result<(), Error> {
+    let judge = Judge::new(&ctx.paths, &ctx.config, ctx.store_owner)?;
+    let mut refusals = Vec::new();
+    for (line, change) in batch {
+        let problems = judge.quality_problems(&Candidate {
+            user: &change.user,
+            new: &change.password,
+            old: None,
+        })?;
+        if problems.is_empty() {
+            continue;
+        }
+        if force {
+            for problem in &problems {
+                report::warn(&format!(
+                    "warning: line {line} ('{}'): {problem}; set anyway (--force)",
+                    change.user
+                ));
+            }
+        } else {
+            refusals.push(format!(
+                "line {line} ('{}'): {}",
+                change.user,
+                problems.join(", ")
+            ));
+        }
+    }
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Policy(format!(
+        "the batch breaks the password policy: {}; nothing was changed (root may set it anyway with --force)",
+        refusals.join("; ")
+    )))
 }
 
 fn bad_line(number: usize, why: &str) -> Error {

@@ -103,14 +103,14 @@ fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
         now: Now::read(),
     };
     match cli.command {
-        Command::Passwd(a) => commands::passwd(&ctx, a.user.as_deref(), a.stdin, a.expire),
+        Command::Passwd(a) => commands::passwd(&ctx, a.user.as_deref(), a.stdin, a.expire, a.force),
         Command::Set {
             what: SetWhat::Password { stdin },
-        } => commands::passwd(&ctx, None, stdin, false),
-        Command::Recover(a) => commands::recover(&ctx, &a.user, a.stdin, a.expire),
+        } => commands::passwd(&ctx, None, stdin, false, false),
+        Command::Recover(a) => commands::recover(&ctx, &a.user, a.stdin, a.expire, a.force),
         Command::Sync { dry_run } => commands::sync(&ctx, dry_run),
         Command::Status { user } => commands::status(&ctx, user.as_deref()),
         Command::Verify { user, stdin } => commands::verify(&ctx, &user, stdin),
-        Command::Import { expire } => commands::import(&ctx, expire),
+        Command::Import { expire, force } => commands::import(&ctx, expire, force),
     }
 }

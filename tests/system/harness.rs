@@ -44,7 +44,16 @@ const SYSTEM_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The config every sandbox starts with: no delay after a failed `verify`, so
 /// the tests run fast (the test of the delay writes its own).
-pub const FAST_CONFIG: &str = "[verify]\nfailure_delay_ms = 0\n";
+///
+/// The password policy is off, so tests of other behaviour don't depend on
+/// it; the policy's own tests write theirs.
+pub const FAST_CONFIG: &str = concat!(
+    "[verify]\nfailure_delay_ms = 0\n",
+    include_str!("../common/policy-off.toml")
+);
+
+/// The password policy turned off, for configs a test writes itself.
+pub const POLICY_OFF: &str = include_str!("../common/policy-off.toml");
 
 /// Exit codes of the contract (README "Exit codes").
 pub mod exit {

@@ -9,7 +9,7 @@
 //! `/etc/shadow` must neither truncate the file nor kill credsync half-way
 //! through a change (SIGXFSZ): root lifts the limit, as shadow-utils does.
 
-use super::harness::{Outcome, Sandbox, exit};
+use super::harness::{Outcome, POLICY_OFF, Sandbox, exit};
 use super::{NEW, OLD, lines_except};
 
 /// The `--root` system on small tmpfs mounts, inside the sandbox.
@@ -68,7 +68,7 @@ cat > {ROOT}/etc/credsync/credsync.toml
 "#
     );
     sandbox
-        .root_sh(&setup, ROOT_CONFIG)
+        .root_sh(&setup, &format!("{ROOT_CONFIG}{POLICY_OFF}"))
         .expect_ok("build the --root system on tmpfs");
     in_root(
         &sandbox,

@@ -15,6 +15,14 @@ pub struct ShadowEntry {
     pub last_change: LastChange,
 }
 
+/// Shadow's aging fields 4 to 6, in days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Aging {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub warn: Option<i64>,
+}
+
 /// The whole file, line by line, each line's raw bytes kept with its `\n`.
 ///
 /// A line is an entry only if it is UTF-8 without `\r`, has exactly 9
@@ -94,6 +102,42 @@ impl ShadowFile {
         true
     }
 
+    /// Fields 4 to 6 of `user`'s line: days before a change is allowed, days
+    /// a password lasts, days of warning; `None` for an empty or unreadable field.
+    pub fn aging(&self, user: &UserName) -> Option<Aging> {
+        let (index, _) = self.find(user)?;
+        let fields = entry_fields(&self.lines[index], 9)?;
+        let days = |field: &str| field.parse::<i64>().ok().filter(|&d| d >= 0);
+        Some(Aging {
+            min: days(fields[3]),
+            max: days(fields[4]),
+            warn: days(fields[5]),
+        })
+    }
+
+    /// Sets fields 4 to 6 of `user`'s line where `aging` has a value, and
+    /// leaves the others as they are. Returns whether the user was found.
+    pub fn set_aging(&mut self, user: &UserName, aging: Aging) -> bool {
+        let Some((index, _)) = self.find(user) else {
+            return false;
+        };
+        let line = &self.lines[index];
+        let (content, ending) = match line.strip_suffix(b"\n") {
+            Some(content) => (content, &b"\n"[..]),
+            None => (&line[..], &b""[..]),
+        };
+        let mut fields: Vec<Vec<u8>> = content.split(|&b| b == b':').map(<[u8]>::to_vec).collect();
+        for (slot, value) in [(3, aging.min), (4, aging.max), (5, aging.warn)] {
+            if let Some(days) = value {
+                fields[slot] = days.to_string().into_bytes();
+            }
+        }
+        let mut new = fields.join(&b':');
+        new.extend_from_slice(ending);
+        self.lines[index] = new;
+        true
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         self.lines.concat()
     }
@@ -155,6 +199,39 @@ fn last_change_field(last: LastChange) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aging_fields_are_read_and_set_one_by_one() {
+        let mut file = ShadowFile::parse(b"a:*:19000:0:99999:7:::\nb:*:19000::::::".to_vec());
+        let a = UserName::parse("a").unwrap();
+        let b = UserName::parse("b").unwrap();
+        assert_eq!(
+            file.aging(&a),
+            Some(Aging {
+                min: Some(0),
+                max: Some(99999),
+                warn: Some(7)
+            })
+        );
+        assert_eq!(file.aging(&b), Some(Aging::default()));
+        assert!(file.set_aging(
+            &a,
+            Aging {
+                min: Some(1),
+                max: Some(60),
+                warn: None
+            }
+        ));
+        assert!(file.set_aging(
+            &b,
+            Aging {
+                min: None,
+                max: Some(60),
+                warn: Some(7)
+            }
+        ));
+        assert_eq!(file.to_bytes(), b"a:*:19000:1:60:7:::\nb:*:19000::60:7:::");
+    }
 
     /// Everything a real `/etc/shadow` has been seen to contain.
     const NASTY: &[u8] = b"root:$y$j9T$salt$hash:19000:0:99999:7:::\n\

@@ -16,7 +16,7 @@ mod file;
 mod lock;
 mod replace;
 
-pub use file::{ShadowEntry, ShadowFile};
+pub use file::{Aging, ShadowEntry, ShadowFile};
 
 use super::Paths;
 use std::path::{Path, PathBuf};
