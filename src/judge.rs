@@ -41,10 +41,10 @@ impl<'a> Judge<'a> {
     pub fn new(paths: &Paths, config: &'a Config, store_owner: u32) -> Result<Self, Error> {
         let pwquality_conf = paths.pwquality_conf();
         let pwquality = if config.policy.site_rules && pwquality_conf.exists() {
-            Some(
-                PwQuality::load(Some(&pwquality_conf), &[])
-                    .map_err(|e| Error::Failure(format!("the site's password rules: {e}")))?,
-            )
+            let rules = PwQuality::load(Some(&pwquality_conf), &[])
+                .map_err(|e| Error::Failure(format!("the site's password rules: {e}")))?;
+            // `enforcing = 0`: pam_pwquality only warns, so credsync doesn't refuse.
+            rules.enforcing().then_some(rules)
         } else {
             None
         };
@@ -116,12 +116,15 @@ impl<'a> Judge<'a> {
             let earlier = self.config.policy.history.saturating_sub(1);
             let record = store.record(user)?;
             let current = record.as_ref().and_then(|r| r.app_hash.clone());
-            let previous = store.history(user)?;
-            if current
-                .iter()
-                .chain(previous.iter().take(earlier))
-                .any(|phc| app_hash::verify(new, phc))
-            {
+            if current.iter().any(|phc| app_hash::verify(new, phc)) {
+                return Ok(true);
+            }
+            let previous = store.history_entries(user)?;
+            if previous.iter().take(earlier).any(|(app, linux)| match app {
+                Some(phc) => app_hash::verify(new, phc),
+                None => crypt::LinuxHash::from_field(linux)
+                    .is_some_and(|hash| crypt::verify(new, &hash)),
+            }) {
                 return Ok(true);
             }
         }

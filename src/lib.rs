@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fault;
 pub mod judge;
+pub mod lockout;
 pub mod policy;
 pub mod reconcile;
 pub mod secret;

@@ -3,10 +3,18 @@
 //! `sync`: the drift rules pick the hash to check, so `verify` never accepts a
 //! password that Linux has locked, replaced or deleted, and accepts a password
 //! set in Linux at once, before any `sync` has adopted it.
+//!
+//! Around the check, [`attempt`] applies what a login through PAM meets:
+//! pam_faillock's lockout before and after it (`lockout`), and pam_unix's
+//! account rules on shadow's aging fields after it ([`expiry`]), so a
+//! password that has expired, or an account Linux has expired, is refused
+//! here as it is at a login.
 #![forbid(unsafe_code)]
 
 use crate::account::UserName;
+use crate::clock::Now;
 use crate::error::Error;
+use crate::lockout::{Locked, Lockout};
 use crate::reconcile::{self, Drift};
 use crate::secret::Password;
 use crate::store::Store;
@@ -69,4 +77,249 @@ pub fn check(
         (true, true) => Verdict::MustChange,
         (true, false) => Verdict::Accepted,
     })
+}
+
+/// What `verify` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    /// Right password, but it must be changed before it is used.
+    MustChange,
+    /// Right password, but older than shadow's maximum age (field 5).
+    Expired,
+    /// Right password, but Linux has expired the account (field 8, or the
+    /// inactivity days of field 7 are over): pam_unix refuses the login.
+    AccountExpired,
+    Rejected,
+    /// Locked out after repeated failures; the password was not looked at.
+    Locked(Locked),
+}
+
+/// One `verify` of `password` for `user`, as a PAM login with pam_faillock
+/// and pam_unix would go: refused without looking at the password while the
+/// user is locked out; a wrong password is counted in the tally, a right one
+/// clears it; then shadow's aging fields decide whether the right password
+/// may be used. `now` dates the tally's records and gives today's day.
+pub fn attempt(
+    store: &mut Store,
+    shadow: &ShadowFile,
+    user: &UserName,
+    password: &Password,
+    cost: &Argon2Cost,
+    lockout: &Lockout,
+    now: Now,
+) -> Result<Outcome, Error> {
+    if let Some(locked) = lockout.locked(now)? {
+        return Ok(Outcome::Locked(locked));
+    }
+    let verdict = check(store, shadow, user, password, cost)?;
+    if verdict == Verdict::Rejected {
+        if lockout.record_failure(now)? {
+            lockout.log_lock();
+        }
+        return Ok(Outcome::Rejected);
+    }
+    lockout.record_success(now)?;
+    Ok(match (verdict, expiry(shadow, user, now.day)) {
+        (_, Some(Expiry::AccountExpired)) => Outcome::AccountExpired,
+        (Verdict::MustChange, _) | (_, Some(Expiry::MustChange)) => Outcome::MustChange,
+        (_, Some(Expiry::PasswordExpired { .. })) => Outcome::Expired,
+        _ => Outcome::Accepted,
+    })
+}
+
+/// Where a password stands under shadow's aging fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Field 8 has been reached, or the password expired longer ago than the
+    /// inactivity days of field 7: pam_unix refuses every login.
+    AccountExpired,
+    /// Field 3 is 0 (`passwd -e`, `--expire`).
+    MustChange,
+    /// Older than field 5 allows; `days_left` is negative (`None` when field
+    /// 3 is empty).
+    PasswordExpired { days_left: Option<i64> },
+    /// Usable; `days_left` until it expires (0: the last day), `None` when it
+    /// never does. `warning`: inside field 6's warning days.
+    Valid {
+        days_left: Option<i64>,
+        warning: bool,
+    },
+}
+
+/// pam_unix's `check_shadow_expiry` as Linux-PAM 1.5.2 has it (Debian 12),
+/// for `user`'s shadow entry on UTC day `today`; `None` without an entry.
+/// An empty numeric field reads as -1, as glibc gives it to pam_unix, so a
+/// maximum age with an empty field 3 counts as expired, as pam_unix 1.5.2
+/// judges it. The password expires the day *after* field 3 + field 5.
+pub fn expiry(shadow: &ShadowFile, user: &UserName, today: i64) -> Option<Expiry> {
+    let entry = shadow.entry(user)?;
+    let aging = shadow.aging(user).unwrap_or_default();
+    let unset = -1;
+    let expire = shadow.account_expires(user).unwrap_or(unset);
+    let inactive = shadow.inactive_days(user).unwrap_or(unset);
+    let max = aging.max.unwrap_or(unset);
+    let warn = aging.warn.unwrap_or(unset);
+    let last = match entry.last_change {
+        LastChange::MustChange => 0,
+        LastChange::Unset => unset,
+        LastChange::Day(day) => day,
+    };
+    let days_left = (last > 0 && max != unset).then(|| last.saturating_add(max) - today);
+
+    if expire != unset && today >= expire {
+        return Some(Expiry::AccountExpired);
+    }
+    if last == 0 {
+        return Some(Expiry::MustChange);
+    }
+    if today < last {
+        return Some(Expiry::Valid {
+            days_left,
+            warning: false,
+        });
+    }
+    let passed = today - last;
+    if max != unset
+        && inactive != unset
+        && passed > max
+        && passed > inactive
+        && passed > max.saturating_add(inactive)
+    {
+        return Some(Expiry::AccountExpired);
+    }
+    if max != unset && passed > max {
+        return Some(Expiry::PasswordExpired { days_left });
+    }
+    Some(Expiry::Valid {
+        days_left,
+        warning: max != unset && warn != unset && passed > max - warn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TODAY: i64 = 20_783; // 2026-11-26
+
+    /// `user`'s expiry with shadow fields 3 to 8 as given.
+    fn expiry_of(fields: &str) -> Option<Expiry> {
+        let shadow = ShadowFile::parse(format!("alice:$6$salt$hash:{fields}:\n").into_bytes());
+        expiry(&shadow, &UserName::parse("alice").unwrap(), TODAY)
+    }
+
+    fn valid(days_left: Option<i64>, warning: bool) -> Option<Expiry> {
+        Some(Expiry::Valid { days_left, warning })
+    }
+
+    fn day(offset: i64) -> i64 {
+        TODAY + offset
+    }
+
+    #[test]
+    fn a_password_expires_the_day_after_its_maximum_age() {
+        // T - D == M: the last day, with pam_unix's "expire in 0 days".
+        assert_eq!(
+            expiry_of(&format!("{}:1:60:7::", day(-60))),
+            valid(Some(0), true)
+        );
+        assert_eq!(
+            expiry_of(&format!("{}:1:60:7::", day(-61))),
+            Some(Expiry::PasswordExpired {
+                days_left: Some(-1)
+            })
+        );
+        assert_eq!(
+            expiry_of(&format!("{}:1:60:7::", day(-10))),
+            valid(Some(50), false)
+        );
+    }
+
+    #[test]
+    fn the_warning_starts_inside_the_warning_days() {
+        // pam_unix warns with 6 days left for warn 7, not with 7.
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:7::", day(-54))),
+            valid(Some(6), true)
+        );
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:7::", day(-53))),
+            valid(Some(7), false)
+        );
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:::", day(-59))),
+            valid(Some(1), false)
+        );
+    }
+
+    #[test]
+    fn without_a_maximum_age_a_password_never_expires() {
+        assert_eq!(expiry_of("19000:0::7::"), valid(None, false));
+        assert_eq!(
+            expiry_of("19000:0:99999:7::"),
+            valid(Some(99999 + 19000 - TODAY), false)
+        );
+        assert_eq!(expiry_of(":::::"), valid(None, false));
+    }
+
+    #[test]
+    fn field_three_zero_must_change_and_an_empty_one_counts_as_long_ago() {
+        assert_eq!(expiry_of("0:0:60:7::"), Some(Expiry::MustChange));
+        assert_eq!(expiry_of("0:0::::"), Some(Expiry::MustChange));
+        // pam_unix 1.5.2 reads an empty field 3 as -1: expired with a maximum.
+        assert_eq!(
+            expiry_of(":0:60:7::"),
+            Some(Expiry::PasswordExpired { days_left: None })
+        );
+        assert_eq!(expiry_of("-1:0:60:7::"), expiry_of(":0:60:7::"));
+    }
+
+    #[test]
+    fn a_change_in_the_future_is_valid() {
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:7::", day(5))),
+            valid(Some(65), false)
+        );
+    }
+
+    #[test]
+    fn inactivity_and_the_expiry_date_expire_the_account() {
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:7:0:", day(-61))),
+            Some(Expiry::AccountExpired)
+        );
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:7:1:", day(-61))),
+            Some(Expiry::PasswordExpired {
+                days_left: Some(-1)
+            })
+        );
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:7:1:", day(-62))),
+            Some(Expiry::AccountExpired)
+        );
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:7::{}", day(-10), TODAY)),
+            Some(Expiry::AccountExpired)
+        );
+        assert_eq!(
+            expiry_of(&format!("{}:0:60:7::{}", day(-10), day(1))),
+            valid(Some(50), false)
+        );
+        // The expiry date comes before a forced change.
+        assert_eq!(
+            expiry_of(&format!("0:0:60:7::{}", day(-1))),
+            Some(Expiry::AccountExpired)
+        );
+    }
+
+    #[test]
+    fn no_entry_no_expiry() {
+        let shadow = ShadowFile::parse(b"bob:*:19000:0:60:7:::\n".to_vec());
+        assert_eq!(
+            expiry(&shadow, &UserName::parse("alice").unwrap(), TODAY),
+            None
+        );
+    }
 }

@@ -761,13 +761,34 @@ fn on_a_terminal_the_new_password_is_asked_twice() {
 }
 
 #[test]
-fn a_confirmation_that_differs_changes_nothing() {
+fn a_confirmation_that_differs_is_asked_again_then_changes_nothing() {
     let root = Fixture::new().user("alice", "Old#Pass1").build();
     let before = root.shadow();
-    let out = on_terminal(&root, "passwd alice", &format!("{NEW}\nOther#Pass2\n"));
-    assert_eq!(out.status.code(), Some(6));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("the passwords do not match"));
+    // Three tries, as passwd gives: every pair differs.
+    let pairs = format!("{NEW}\nOther#Pass2\n").repeat(3);
+    let out = on_terminal(&root, "passwd alice", &pairs);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert_eq!(
+        text.matches("Sorry, passwords do not match.").count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("the passwords do not match"), "{text}");
     assert_eq!(root.shadow(), before);
+
+    // A matching pair on the second try goes through.
+    let out = on_terminal(
+        &root,
+        "passwd alice",
+        &format!("{NEW}\nOther#Pass2\n{NEW}\n{NEW}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(root.verify("alice", NEW), 0);
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::change::{self, NewPassword, Request};
 use crate::clock;
 use crate::error::Error;
 use crate::judge::{self, Candidate, Judge};
+use crate::lockout::{self, Lockouts};
 use crate::reconcile;
 use crate::secret::{MAX_PASSWORD_LEN, Password};
 use crate::store::{Provenance, Source, Store, StoreError};
@@ -18,7 +19,7 @@ use crate::stores::Stores;
 use crate::system::crypt::HashMethod;
 use crate::system::shadow::{LastChange, ShadowError};
 use crate::system::{faillock, method, shadow};
-use crate::verify::{self, Verdict};
+use crate::verify::{self, Outcome};
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::time::Duration;
@@ -81,6 +82,10 @@ pub fn passwd(
             "only root may force a password change or override the password policy",
         ));
     }
+    if !ctx.caller.is_root() {
+        lockout::for_user(&ctx.paths, &ctx.config.policy.lockout, &target)?
+            .refuse_if_locked(clock::Now::read(), ctx.caller.name.as_str())?;
+    }
     let mut input = Input::new(stdin);
     say(ctx, LOGOUT_WARNING);
     let current = if ctx.caller.is_root() {
@@ -125,7 +130,13 @@ fn choose_password(
     let judge = Judge::new(&ctx.paths, &ctx.config, ctx.store_owner)?;
     let tries = if input.is_interactive() { TRIES } else { 1 };
     for attempt in 1..=tries {
-        let password = input.new_password()?;
+        let Some(password) = input.confirmed_password()? else {
+            if attempt < tries {
+                report::warn("Sorry, passwords do not match.");
+                continue;
+            }
+            return Err(input::mismatch());
+        };
         let problems = judge.problems(&Candidate {
             user,
             new: &password,
@@ -368,7 +379,15 @@ pub fn status(ctx: &Context, user: Option<&str>) -> Result<(), Error> {
     {
         return Err(Error::UnknownUser(target.clone()));
     }
-    report::status(ctx, &findings, only.as_ref());
+    let lockouts = Lockouts::load(&ctx.paths, &ctx.config.policy.lockout)?;
+    let standings: Vec<report::Standing> = findings
+        .iter()
+        .map(|(record, _)| report::Standing {
+            expiry: verify::expiry(&shadow, &record.user, ctx.now.day),
+            tally: lockouts.user(&record.user).assess(ctx.now),
+        })
+        .collect();
+    report::status(ctx, &findings, &standings, only.as_ref());
     Ok(())
 }
 
@@ -401,15 +420,36 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
     } else {
         (store, shadow::read_unlocked(&ctx.paths)?)
     };
-    match verify::check(&mut store, &shadow, &target, &password, &ctx.config.argon2)? {
-        Verdict::Accepted => Ok(()),
-        Verdict::MustChange => Err(Error::MustChange),
-        Verdict::Rejected => {
+    let lockout = lockout::for_user(&ctx.paths, &ctx.config.policy.lockout, &target)?;
+    let delay = Duration::from_millis(ctx.config.verify.failure_delay_ms);
+    // Failures are dated when they happen, not when a prompt began.
+    let outcome = verify::attempt(
+        &mut store,
+        &shadow,
+        &target,
+        &password,
+        &ctx.config.argon2,
+        &lockout,
+        clock::Now::read(),
+    )?;
+    match outcome {
+        Outcome::Accepted => Ok(()),
+        Outcome::MustChange => Err(Error::MustChange),
+        Outcome::Expired => Err(Error::Expired),
+        Outcome::AccountExpired => Err(ctx.caller.refuse(
+            target.as_str(),
+            "the account has expired; an administrator must renew it",
+        )),
+        Outcome::Locked(locked) => {
+            std::thread::sleep(delay);
+            Err(locked.refusal(&target, ctx.caller.name.as_str()))
+        }
+        Outcome::Rejected => {
             audit::log(Event::VerifyFailed {
                 user: &target,
                 by: ctx.caller.name.as_str(),
             });
-            std::thread::sleep(Duration::from_millis(ctx.config.verify.failure_delay_ms));
+            std::thread::sleep(delay);
             Err(Error::AuthFailed)
         }
     }

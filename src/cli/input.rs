@@ -107,19 +107,24 @@ impl<R: BufRead> Input<R> {
             .map_err(|e| Error::Invalid(format!("{e}; nothing was changed")))
     }
 
-    /// A new password, confirmed when asked interactively (not with `--stdin`).
-    pub fn new_password(&mut self) -> Result<Password, Error> {
+    /// A new password, confirmed when asked interactively (not with
+    /// `--stdin`); `None` when the confirmation differs, so the caller may
+    /// ask again.
+    pub fn confirmed_password(&mut self) -> Result<Option<Password>, Error> {
         let first = self.password("Enter a new password: ")?;
         if self.is_interactive() {
             let again = self.password("Confirm: ")?;
             if !first.same_as(&again) {
-                return Err(Error::Invalid(
-                    "the passwords do not match; nothing was changed".into(),
-                ));
+                return Ok(None);
             }
         }
-        Ok(first)
+        Ok(Some(first))
     }
+}
+
+/// The refusal when the confirmation differs.
+pub fn mismatch() -> Error {
+    Error::Invalid("the passwords do not match; nothing was changed".into())
 }
 
 /// Reads one line of at most `limit` bytes, without its line ending (`\n` or
@@ -178,7 +183,10 @@ mod tests {
     fn reads_one_password_per_line_without_confirmation() {
         let mut i = input(b"old pass\r\nnew:pass\n");
         assert_eq!(i.password("").unwrap().as_bytes(), b"old pass");
-        assert_eq!(i.new_password().unwrap().as_bytes(), b"new:pass");
+        assert_eq!(
+            i.confirmed_password().unwrap().unwrap().as_bytes(),
+            b"new:pass"
+        );
         assert!(i.password("").is_err());
     }
 

@@ -6,8 +6,11 @@
 use super::Context;
 use crate::account::UserName;
 use crate::clock;
+use crate::lockout::{self, LockoutError};
 use crate::reconcile::Drift;
 use crate::store::Record;
+use crate::system::faillock::{Assessment, Lock};
+use crate::verify::Expiry;
 use serde::Serialize;
 use std::io::Write;
 
@@ -92,6 +95,15 @@ pub fn sync(ctx: &Context, findings: &[(Record, Drift)], dry_run: bool) {
     ));
 }
 
+/// What `status` shows of a managed user beyond the record.
+pub struct Standing {
+    /// From shadow's aging fields; `None` without a shadow entry.
+    pub expiry: Option<Expiry>,
+    /// The failure tally; `None` when failures are not counted (the lockout
+    /// is off, or the name has no account).
+    pub tally: Result<Option<Assessment>, LockoutError>,
+}
+
 #[derive(Serialize)]
 struct StatusLine<'a> {
     user: &'a str,
@@ -104,21 +116,115 @@ struct StatusLine<'a> {
     must_change: bool,
     /// The record adopted a Linux change; its Argon2id hash is derived at the next `verify`.
     app_hash_pending: bool,
+    /// By shadow's aging fields: `valid`, `expiring` (inside the warning
+    /// days), `expired`, `must-change`, `account-expired`; null without a
+    /// shadow entry.
+    password_state: Option<&'static str>,
+    /// Days until the password expires (0: its last day; negative: expired
+    /// that long ago); null when it never does.
+    password_expires_in_days: Option<i64>,
+    /// Failures that count towards the lockout; null when none are counted.
+    failed_logins: Option<u32>,
+    locked: bool,
+    /// The last second of a timed lock; null unless locked for a time.
+    locked_until: Option<String>,
+    locked_until_unix: Option<i64>,
 }
 
-pub fn status(ctx: &Context, findings: &[(Record, Drift)], asked: Option<&UserName>) {
+fn password_state(expiry: Expiry) -> &'static str {
+    match expiry {
+        Expiry::Valid { warning: false, .. } => "valid",
+        Expiry::Valid { warning: true, .. } => "expiring",
+        Expiry::PasswordExpired { .. } => "expired",
+        Expiry::MustChange => "must-change",
+        Expiry::AccountExpired => "account-expired",
+    }
+}
+
+fn days_left(expiry: Expiry) -> Option<i64> {
+    match expiry {
+        Expiry::Valid { days_left, .. } | Expiry::PasswordExpired { days_left } => days_left,
+        Expiry::MustChange | Expiry::AccountExpired => None,
+    }
+}
+
+/// The EXPIRES column.
+fn expires_text(expiry: Option<Expiry>) -> String {
+    match expiry {
+        None => "-".into(),
+        Some(Expiry::Valid {
+            days_left: None, ..
+        }) => "never".into(),
+        Some(Expiry::Valid {
+            days_left: Some(0), ..
+        }) => "today".into(),
+        Some(Expiry::Valid {
+            days_left: Some(1), ..
+        }) => "in 1 day".into(),
+        Some(Expiry::Valid {
+            days_left: Some(n), ..
+        }) => format!("in {n} days"),
+        Some(Expiry::PasswordExpired { .. }) => "expired".into(),
+        Some(Expiry::MustChange) => "must change".into(),
+        Some(Expiry::AccountExpired) => "account expired".into(),
+    }
+}
+
+/// The LOCKOUT column.
+fn lockout_text(tally: &Result<Option<Assessment>, LockoutError>) -> String {
+    match tally {
+        Err(_) => "?".into(),
+        Ok(None) => "-".into(),
+        Ok(Some(a)) => match a.lock {
+            Some(lock @ Lock::Until(_)) => format!(
+                "locked until {}",
+                lockout::until_text(lock)
+                    .map(|(text, _)| text)
+                    .unwrap_or_default()
+            ),
+            Some(Lock::UntilReset) => "locked until recovered".into(),
+            None if a.failures == 1 => "1 failure".into(),
+            None => format!("{} failures", a.failures),
+        },
+    }
+}
+
+pub fn status(
+    ctx: &Context,
+    findings: &[(Record, Drift)],
+    standings: &[Standing],
+    asked: Option<&UserName>,
+) {
     let lines: Vec<StatusLine<'_>> = findings
         .iter()
-        .map(|(r, state)| StatusLine {
-            user: r.user.as_str(),
-            state: state.as_str(),
-            changed_at: clock::utc_text(r.changed_at),
-            changed_at_unix: r.changed_at,
-            changed_by: &r.changed_by,
-            source: r.source.as_str(),
-            session_epoch: r.session_epoch,
-            must_change: r.must_change,
-            app_hash_pending: r.app_hash.is_none(),
+        .zip(standings)
+        .map(|((r, state), standing)| {
+            let tally = match &standing.tally {
+                Ok(tally) => tally.as_ref(),
+                Err(e) => {
+                    warn(&format!("warning: {}: {e}", r.user));
+                    None
+                }
+            };
+            let lock = tally.and_then(|a| a.lock);
+            let until = lock.and_then(lockout::until_text);
+            StatusLine {
+                user: r.user.as_str(),
+                state: state.as_str(),
+                changed_at: clock::utc_text(r.changed_at),
+                changed_at_unix: r.changed_at,
+                changed_by: &r.changed_by,
+                source: r.source.as_str(),
+                session_epoch: r.session_epoch,
+                must_change: r.must_change,
+                app_hash_pending: r.app_hash.is_none(),
+                password_state: standing.expiry.map(password_state),
+                password_expires_in_days: standing.expiry.and_then(days_left),
+                failed_logins: tally.map(|a| a.failures),
+                locked: lock.is_some(),
+                locked_until_unix: until.as_ref().map(|(_, unix)| *unix),
+                locked_until: until.map(|(text, _)| text),
+            }
         })
         .collect();
     if ctx.json {
@@ -139,9 +245,11 @@ pub fn status(ctx: &Context, findings: &[(Record, Drift)], asked: Option<&UserNa
                source: &str,
                by: &str,
                epoch: &str,
-               must: &str| {
+               must: &str,
+               expires: &str,
+               lockout: &str| {
         out(&format!(
-            "{user:<20} {state:<13} {changed:<21} {source:<8} {by:<12} {epoch:>5} {must}"
+            "{user:<20} {state:<13} {changed:<21} {source:<8} {by:<12} {epoch:>5} {must:<11} {expires:<15} {lockout}"
         ))
     };
     row(
@@ -152,8 +260,10 @@ pub fn status(ctx: &Context, findings: &[(Record, Drift)], asked: Option<&UserNa
         "BY",
         "EPOCH",
         "MUST-CHANGE",
+        "EXPIRES",
+        "LOCKOUT",
     );
-    for l in &lines {
+    for (l, standing) in lines.iter().zip(standings) {
         let must = if l.must_change { "yes" } else { "no" };
         row(
             l.user,
@@ -163,6 +273,8 @@ pub fn status(ctx: &Context, findings: &[(Record, Drift)], asked: Option<&UserNa
             l.changed_by,
             &l.session_epoch.to_string(),
             must,
+            &expires_text(standing.expiry),
+            &lockout_text(&standing.tally),
         );
     }
 }

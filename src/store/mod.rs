@@ -312,13 +312,18 @@ impl Store {
             .collect())
     }
 
-    /// Previous Argon2id hashes of `user`, newest first (for the history policy).
-    pub fn history(&self, user: &UserName) -> Result<Vec<String>, StoreError> {
+    /// Every earlier password of `user`, newest first: the Argon2id hash
+    /// when the record had one, and the Linux hash it replaced (a password
+    /// credsync took over at enrolment or adopted from Linux has only that).
+    pub fn history_entries(
+        &self,
+        user: &UserName,
+    ) -> Result<Vec<(Option<String>, String)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT app_hash FROM history WHERE user = ?1 AND app_hash IS NOT NULL
+            "SELECT app_hash, linux_hash FROM history WHERE user = ?1
              ORDER BY retired_at DESC, rowid DESC",
         )?;
-        let rows = stmt.query_map([user.as_str()], |r| r.get(0))?;
+        let rows = stmt.query_map([user.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -549,9 +554,14 @@ mod tests {
         }
         let bob = UserName::parse("bob").unwrap();
         assert_eq!(store.record(&bob).unwrap().unwrap().session_epoch, 3);
+        let earlier: Vec<(Option<String>, String)> = store.history_entries(&bob).unwrap();
         assert_eq!(
-            store.history(&bob).unwrap(),
-            vec!["$argon2id$for-$6$b", "$argon2id$for-$6$a"]
+            earlier,
+            [
+                (Some("$argon2id$for-$6$b".to_owned()), "$6$b".to_owned()),
+                (Some("$argon2id$for-$6$a".to_owned()), "$6$a".to_owned()),
+                (None, "$6$x".to_owned()),
+            ]
         );
     }
 

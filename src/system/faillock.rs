@@ -175,12 +175,21 @@ impl FaillockConf {
     /// defaults. A missing file is the defaults, as for pam_faillock's default
     /// file.
     pub fn load(path: &Path) -> Result<Self, ConfError> {
+        Self::default().load_over(path)
+    }
+
+    /// [`load`](Self::load) on top of these settings instead of the defaults
+    /// (see [`parse_over`](Self::parse_over)); a missing file changes nothing.
+    pub fn load_over(self, path: &Path) -> Result<Self, ConfError> {
         match std::fs::read(path) {
-            Ok(text) => Self::parse(&text).map_err(|source| ConfError::TooLong {
-                path: path.to_path_buf(),
-                source,
-            }),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Self::default()),
+            Ok(text) => self
+                .parse_over(&text)
+                .map(|(conf, _)| conf)
+                .map_err(|source| ConfError::TooLong {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(self),
             Err(source) => Err(ConfError::Read {
                 path: path.to_path_buf(),
                 source,
@@ -195,7 +204,14 @@ impl FaillockConf {
 
     /// [`parse`](Self::parse), with the settings pam_faillock would ignore.
     pub fn parse_noting(text: &[u8]) -> Result<(Self, Vec<ConfNote>), LineTooLong> {
-        let mut conf = Self::default();
+        Self::default().parse_over(text)
+    }
+
+    /// The settings in a `faillock.conf` text on top of these instead of
+    /// pam_faillock's defaults: what the text does not set (or sets to a
+    /// value pam_faillock refuses) keeps its value here.
+    pub fn parse_over(self, text: &[u8]) -> Result<(Self, Vec<ConfNote>), LineTooLong> {
+        let mut conf = self;
         let mut notes = Vec::new();
         for line in config_lines(text)? {
             if let Some((key, value)) = split_setting(line) {

@@ -393,8 +393,13 @@ impl OpasswdFile {
             None if !dir.is_dir() => {
                 return Err(OpasswdError::DirectoryMissing { path: shown(dir) });
             }
-            // pam_pwhistory's mode and owner for a new file.
-            None => ((0, 0), 0o600),
+            // pam_pwhistory's mode for a new file; its owner root:root is
+            // the directory's on a real system, and under `--root` run by
+            // an ordinary user the only owner it can give.
+            None => {
+                let meta = std::fs::metadata(dir).map_err(|e| io_error("read", dir, e))?;
+                ((meta.uid(), meta.gid()), 0o600)
+            }
         };
 
         let new = self.to_bytes();

@@ -115,6 +115,24 @@ impl ShadowFile {
         })
     }
 
+    /// Field 7 of `user`'s line: days after the password expired that the
+    /// account still works; `None` for an empty or unreadable field.
+    pub fn inactive_days(&self, user: &UserName) -> Option<i64> {
+        self.day_field(user, 6)
+    }
+
+    /// Field 8 of `user`'s line: the day the account expires; `None` for an
+    /// empty or unreadable field.
+    pub fn account_expires(&self, user: &UserName) -> Option<i64> {
+        self.day_field(user, 7)
+    }
+
+    fn day_field(&self, user: &UserName, slot: usize) -> Option<i64> {
+        let (index, _) = self.find(user)?;
+        let fields = entry_fields(&self.lines[index], 9)?;
+        fields[slot].parse::<i64>().ok().filter(|&d| d >= 0)
+    }
+
     /// Sets fields 4 to 6 of `user`'s line where `aging` has a value, and
     /// leaves the others as they are. Returns whether the user was found.
     pub fn set_aging(&mut self, user: &UserName, aging: Aging) -> bool {
