@@ -17,6 +17,7 @@ need_packages=(
     openssl        # independent crypt hashes for the libcrypt tests
     sqlite3        # inspecting the store by hand
     gcc libc6-dev  # the bundled SQLite, and the failing-syscall shim the tests build
+    g++            # libFuzzer, which the fuzz targets (scripts/fuzz.sh) compile
     strace         # the test that watches every exec for a password
 )
 

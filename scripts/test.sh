@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: formatting, lints, unit tests, the --root integration
-# tests and the namespace tests against the real PAM and shadow-utils.
+# tests, the namespace tests against the real PAM and shadow-utils, and a
+# short run of every fuzz target.
 # Run as root on Debian 12 (the namespace tests need it; they fail loudly otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,3 +11,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --locked --features fault-injection -- -D warnings
 cargo test --locked --features fault-injection
+# The parsers' fuzz targets, briefly; the 10-minute runs: FUZZ_JOBS=2 scripts/fuzz.sh 600
+FUZZ_JOBS=2 scripts/fuzz.sh 20

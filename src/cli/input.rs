@@ -4,9 +4,12 @@
 //! is read, and kept as typed: a password is bytes.
 #![forbid(unsafe_code)]
 
+use crate::account::UserName;
+use crate::change::NewPassword;
 use crate::error::Error;
 use crate::secret::{MAX_PASSWORD_LEN, Password};
 use crate::system::terminal::{self, AskError};
+use std::collections::HashMap;
 use std::io::{self, BufRead, Read};
 use std::os::fd::AsFd;
 use zeroize::Zeroizing;
@@ -158,6 +161,55 @@ pub fn read_line(
     Ok(Some(line))
 }
 
+/// chpasswd's format: `user:password` per line; the password may hold `:`.
+/// Blank lines are skipped; any other bad line, or a user named twice, rejects
+/// the whole batch. Returns each change with its line number.
+pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<(usize, NewPassword)>, Error> {
+    // The longest line: a 32-byte name, the colon and the longest password.
+    const MAX_LINE: usize = 32 + 1 + MAX_PASSWORD_LEN;
+    let mut batch: Vec<(usize, NewPassword)> = Vec::new();
+    let mut first_line: HashMap<UserName, usize> = HashMap::new();
+    for number in 1.. {
+        let line = match read_line(reader, MAX_LINE) {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(Error::Invalid(_)) => return Err(bad_line(number, "the line is too long")),
+            Err(e) => return Err(e),
+        };
+        if line.is_empty() {
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Err(bad_line(number, "expected user:password"));
+        };
+        let user = std::str::from_utf8(&line[..colon])
+            .ok()
+            .and_then(|name| UserName::parse(name).ok())
+            .ok_or_else(|| bad_line(number, "invalid user name"))?;
+        if let Some(first) = first_line.get(&user) {
+            return Err(bad_line(
+                number,
+                &format!("user '{user}' is already on line {first}"),
+            ));
+        }
+        first_line.insert(user.clone(), number);
+        let password = Password::new(line[colon + 1..].to_vec())
+            .map_err(|e| bad_line(number, &e.to_string()))?;
+        batch.push((number, NewPassword { user, password }));
+    }
+    if batch.is_empty() {
+        return Err(Error::Invalid(
+            "no user:password lines on standard input; nothing was changed".into(),
+        ));
+    }
+    Ok(batch)
+}
+
+/// The batch is refused because of line `number`.
+pub fn bad_line(number: usize, why: &str) -> Error {
+    Error::Invalid(format!("line {number}: {why}; nothing was changed"))
+}
+
 fn ask(prompt: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     terminal::ask(prompt, MAX_PASSWORD_LEN).map_err(|e| match e {
         AskError::NoTerminal => {
@@ -204,5 +256,50 @@ mod tests {
     fn keeps_non_utf8_bytes() {
         let mut i = input(b"\xff\xfepass\n");
         assert_eq!(i.password("").unwrap().as_bytes(), b"\xff\xfepass");
+    }
+
+    fn parse(text: &[u8]) -> Result<Vec<(usize, NewPassword)>, Error> {
+        parse_import(&mut &text[..])
+    }
+
+    #[test]
+    fn import_lines_split_at_the_first_colon() {
+        let batch = parse(b"alice:pa:ss\n\nbob:x\n").unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[0].1.user.as_str(), "alice");
+        assert_eq!(batch[0].1.password.as_bytes(), b"pa:ss");
+        assert_eq!(batch[1].0, 3, "line numbers count the blank line");
+    }
+
+    #[test]
+    fn one_bad_line_rejects_the_batch_with_its_number() {
+        for (text, line) in [
+            (&b"alice:x\nbob\n"[..], "line 2"),
+            (b"alice:x\nbob:\n", "line 2"),
+            (b"a lice:x\n", "line 1"),
+            (b"alice:x\ncarol:ok\n:x\n", "line 3"),
+            (
+                b"alice:x\nbob:y\nalice:z\n",
+                "line 3: user 'alice' is already on line 1",
+            ),
+        ] {
+            let err = parse(text).err().unwrap().to_string();
+            assert!(err.starts_with(line), "{err}");
+        }
+        assert!(parse(b"").is_err());
+    }
+
+    #[test]
+    fn the_longest_password_fits_an_import_line() {
+        let line = [
+            b"a2345678901234567890123456789012:".to_vec(),
+            vec![b'p'; MAX_PASSWORD_LEN],
+            b"\n".to_vec(),
+        ]
+        .concat();
+        assert_eq!(
+            parse(&line).unwrap()[0].1.password.as_bytes().len(),
+            MAX_PASSWORD_LEN
+        );
     }
 }

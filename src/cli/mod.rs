@@ -5,7 +5,7 @@
 
 mod args;
 mod commands;
-mod input;
+pub mod input;
 mod report;
 
 use crate::access::Caller;
