@@ -33,7 +33,7 @@ use crate::error::Error;
 use crate::policy::LockoutConfig;
 use crate::system::Paths;
 use crate::system::faillock::{
-    self, Assessment, CREDSYNC_SOURCE, ConfError, FaillockConf, FailureOutcome, Lock, TallyError,
+    self, Assessment, CREDSYNC_SOURCE, FaillockConf, FailureOutcome, Lock,
 };
 use crate::system::passwd::{GroupEntry, PasswdEntry, read_group, read_passwd};
 use crate::system::syslog::{self, Priority};
@@ -41,18 +41,9 @@ use std::fmt;
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
-pub enum LockoutError {
-    #[error(transparent)]
-    Conf(#[from] ConfError),
-    #[error(transparent)]
-    Tally(#[from] TallyError),
-    #[error("cannot read {}: {source}", path.display())]
-    Accounts {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
+/// What can go wrong reading the lockout state: the same as for recovery's
+/// reset (a bad faillock.conf, an unreadable tally or passwd file).
+pub use crate::system::faillock::FaillockError as LockoutError;
 
 impl From<LockoutError> for Error {
     fn from(e: LockoutError) -> Self {

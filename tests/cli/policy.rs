@@ -9,6 +9,7 @@
 //! Every test writes its own config: the fixture's turns the policy off.
 
 use super::fixture::{Fixture, Root, linux_hash, today};
+use super::on_terminal;
 use std::fs;
 
 /// Exit code of a refusal by the policy (README "Exit codes").
@@ -920,42 +921,7 @@ fn import_checks_quality_but_not_history() {
     assert_eq!(root.status_json()[0]["session_epoch"], 2);
 }
 
-// ---- three tries on a terminal -------------------------------------------------------
-
-/// Runs `credsync --root DIR ARGS` as root on a pseudo-terminal (util-linux
-/// `script`), typing `keys`; the terminal's text (stdout and stderr) and
-/// `exit=N` come back in `stdout`.
-fn on_terminal(root: &Root, args: &str, keys: &str) -> std::process::Output {
-    use std::io::{Read, Write};
-    let bin = assert_cmd::cargo::cargo_bin("credsync");
-    let command = format!(
-        "{} --root {} {args}; code=$?; echo \"exit=$code\"; exit $code",
-        bin.display(),
-        root.path().display()
-    );
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("util-linux script runs a command on a pseudo-terminal");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut shown = Vec::new();
-        let _ = stdout.read_to_end(&mut shown);
-        shown
-    });
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(keys.as_bytes()).unwrap();
-    drop(stdin);
-    let status = child.wait().unwrap();
-    let stdout = reader.join().unwrap();
-    std::process::Output {
-        status,
-        stdout,
-        stderr: Vec::new(),
-    }
-}
+// ---- three tries on a terminal (`on_terminal`: tests/cli.rs) -------------------------
 
 #[test]
 fn on_a_terminal_a_refused_password_is_asked_again() {
