@@ -103,8 +103,8 @@ impl<'a> Judge<'a> {
         Ok(found)
     }
 
-    /// The current password (its hash in shadow), the record's earlier ones
-    /// up to the policy's generations, or any in pam_pwhistory's file.
+    /// The current password (its hash in shadow), or one of the `history - 1`
+    /// before it, in the record or in pam_pwhistory's file.
     fn was_used(&self, candidate: &Candidate) -> Result<bool, Error> {
         let (user, new) = (candidate.user, candidate.new);
         if let Some(entry) = self.shadow.entry(user)
@@ -128,7 +128,16 @@ impl<'a> Judge<'a> {
                 return Ok(true);
             }
         }
-        Ok(self.opasswd.matches_any(new, user))
+        // pam_pwhistory keeps `remember` hashes and counts the current one
+        // among them: only the newest `history - 1` of opasswd are earlier
+        // generations still inside the history.
+        let earlier = self.config.policy.history.saturating_sub(1);
+        let stored = self.opasswd.hashes(user);
+        Ok(stored
+            .iter()
+            .rev()
+            .take(earlier)
+            .any(|hash| hash.matches(new)))
     }
 }
 

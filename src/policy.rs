@@ -11,6 +11,7 @@ use crate::secret::Password;
 use crate::system::shadow::Aging;
 use serde::Deserialize;
 use std::fmt;
+use zeroize::Zeroizing;
 
 /// `[policy]`. The defaults are the appliance's policy; `0` (or `false`)
 /// turns a quality or history rule off. The aging values are written into
@@ -171,10 +172,18 @@ pub fn problems(
     found
 }
 
-fn chars(password: &Password) -> Vec<char> {
-    String::from_utf8_lossy(password.as_bytes())
-        .chars()
-        .collect()
+/// The password's characters, in a buffer wiped on drop; each byte that
+/// isn't UTF-8 is one character (U+FFFD). No intermediate `String`.
+fn chars(password: &Password) -> Zeroizing<Vec<char>> {
+    let mut chars = Zeroizing::new(Vec::with_capacity(password.as_bytes().len()));
+    for chunk in password.as_bytes().utf8_chunks() {
+        chars.extend(chunk.valid().chars());
+        chars.extend(std::iter::repeat_n(
+            char::REPLACEMENT_CHARACTER,
+            chunk.invalid().len(),
+        ));
+    }
+    chars
 }
 
 fn classes(chars: &[char]) -> usize {
@@ -204,7 +213,11 @@ fn holds_name(password: &[char], name: &str) -> bool {
     if name.len() < SHORTEST_NAME_CHECKED {
         return false;
     }
-    let password: Vec<char> = password.iter().flat_map(|c| c.to_lowercase()).collect();
+    // Room for the longest lower-casing (one character can become three),
+    // so the buffer never moves and leaves an unwiped copy behind.
+    let mut lowered = Zeroizing::new(Vec::with_capacity(password.len() * 3));
+    lowered.extend(password.iter().flat_map(|c| c.to_lowercase()));
+    let password = &lowered[..];
     let reversed: Vec<char> = name.iter().rev().copied().collect();
     password
         .windows(name.len())

@@ -7,6 +7,7 @@
 
 pub mod crypt;
 pub mod faillock;
+pub(crate) mod fresh;
 pub mod method;
 pub mod opasswd;
 pub mod pam;

@@ -47,13 +47,13 @@
 use crate::account::UserName;
 use crate::secret::Password;
 use crate::system::crypt::{self, LinuxHash};
+use crate::system::fresh::{self, with_suffix};
 use crate::system::passwd::lines;
 use crate::system::signals;
-use std::ffi::OsString;
 use std::fmt;
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// pam_pwhistory's options that credsync honours, from the module arguments of
@@ -510,32 +510,12 @@ fn read_current(path: &Path) -> Result<Option<(Vec<u8>, std::fs::Metadata)>, Opa
 /// is from a writer that crashed (pam_pwhistory's own temporaries are
 /// `opasswd.tmpXXXXXX`, never this name).
 fn write_temp(temp: &Path, bytes: &[u8], owner: (u32, u32), mode: u32) -> Result<(), OpasswdError> {
-    match std::fs::remove_file(temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("remove the leftover", temp, e)),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(temp)
-        .map_err(|e| io_error("create", temp, e))?;
+    let mut file =
+        fresh::create(temp, owner, mode).map_err(|(action, e)| io_error(action, temp, e))?;
     let error = |action| move |e| io_error(action, temp, e);
-    fchown(&file, Some(owner.0), Some(owner.1)).map_err(error("set the owner of"))?;
-    file.set_permissions(Permissions::from_mode(mode))
-        .map_err(error("set the mode of"))?;
     file.write_all(bytes).map_err(error("write"))?;
     file.sync_all().map_err(error("write"))?;
     Ok(())
-}
-
-/// `path` with `suffix` appended to its file name: `opasswd` + `.old`.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Removes the temporary file when dropped, unless emptied.
@@ -868,7 +848,8 @@ mod tests {
         let path = dir.path().join("opasswd");
         std::fs::write(&path, b"# kept\nalice:1001:1:h1").unwrap();
         std::os::unix::fs::chown(&path, Some(0), Some(42)).unwrap();
-        std::fs::set_permissions(&path, Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+            .unwrap();
         let before = std::fs::metadata(&path).unwrap().ino();
 
         assert!(record_replaced_hash(&path, &user("alice"), 1001, &hash("h2"), 5).unwrap());

@@ -111,6 +111,12 @@ pub struct Interruptible {
 
 impl Interruptible {
     pub fn new() -> Self {
+        // Blocked first: a signal between installing the handler and
+        // blocking would be spent on the do-nothing handler and never end
+        // the wait.
+        let previous_mask = set_of(&INTERRUPTS)
+            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+            .ok();
         let action = SigAction::new(
             SigHandler::Handler(interrupt),
             SaFlags::empty(),
@@ -126,9 +132,6 @@ impl Interruptible {
                     .map(|old| (signal, old))
             })
             .collect();
-        let previous_mask = set_of(&INTERRUPTS)
-            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-            .ok();
         Interruptible {
             previous,
             previous_mask,
@@ -201,8 +204,14 @@ pub fn interrupt_at<T>(
             si_value: 0,
         });
         let mut timer = Timer::new(ClockId::CLOCK_MONOTONIC, this_thread)?;
+        // Fired again every 50 ms after the deadline: a signal that came
+        // before the call was entered (the process stopped in between) would
+        // otherwise leave it waiting with no deadline at all.
         timer.set(
-            Expiration::OneShot(TimeSpec::from_duration(remaining)),
+            Expiration::IntervalDelayed(
+                TimeSpec::from_duration(remaining),
+                TimeSpec::from_duration(std::time::Duration::from_millis(50)),
+            ),
             TimerSetTimeFlags::empty(),
         )?;
         // Dropping the timer (timer_delete) after the wait disarms it; a

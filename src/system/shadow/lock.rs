@@ -16,12 +16,12 @@
 //!    removed and taken over.
 
 use super::{ShadowError, io_error};
+use crate::system::fresh::with_suffix;
 use crate::system::signals;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
-use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -67,13 +67,6 @@ fn retry_until<T>(
         }
         sleep(RETRY_INTERVAL.min(deadline - now));
     }
-}
-
-/// `path` with `suffix` appended to its file name: `/etc/shadow` + `.lock`.
-pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 fn own_pid() -> u32 {
@@ -241,8 +234,11 @@ impl Drop for LockFile {
 
 /// Removes the `file.<pid>` temporaries of the link protocol that processes
 /// killed mid-`acquire` left behind (shadow-utils leaves them too). Only a
-/// file whose process is gone is removed: a live process may be about to
-/// link its own. Called with the lock held; best effort.
+/// file that is what the protocol writes — a small regular file holding its
+/// own pid, as `"<pid>\0"` or `"<pid>"`, or the start of it — and whose process is
+/// gone is removed: a live process may be about to link its own, and an
+/// administrator's `shadow.20250101` backup holds no such thing. Called with
+/// the lock held; best effort.
 pub(super) fn remove_dead_pid_files(file: &Path) {
     let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
         return;
@@ -262,8 +258,16 @@ pub(super) fn remove_dead_pid_files(file: &Path) {
         else {
             continue;
         };
-        if kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
-            let _ = std::fs::remove_file(entry.path());
+        let path = entry.path();
+        let written_by_the_protocol = std::fs::symlink_metadata(&path)
+            .is_ok_and(|meta| meta.is_file() && meta.len() <= 12)
+            && std::fs::read(&path).is_ok_and(|content| {
+                // A process killed while writing it leaves a part of it.
+                let content = content.strip_suffix(b"\0").unwrap_or(&content);
+                pid.to_string().as_bytes().starts_with(content)
+            });
+        if written_by_the_protocol && kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }
@@ -368,6 +372,28 @@ mod tests {
         ] {
             assert_eq!(parse_pid(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_the_link_protocols_dead_temporaries_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shadow = tmp.path().join("shadow");
+        // A pid no process can have (above any pid_max), written as the
+        // protocol writes it, next to an administrator's dated backup.
+        let dead = tmp.path().join("shadow.99999999");
+        std::fs::write(&dead, b"99999999\0").unwrap();
+        // Killed half-way through writing it.
+        let torn = tmp.path().join("shadow.99999998");
+        std::fs::write(&torn, b"999").unwrap();
+        let backup = tmp.path().join("shadow.20250101");
+        std::fs::write(&backup, b"root:*:19000:0:99999:7:::\n").unwrap();
+        let ours = tmp.path().join(format!("shadow.{}", own_pid()));
+        std::fs::write(&ours, format!("{}\0", own_pid())).unwrap();
+        remove_dead_pid_files(&shadow);
+        assert!(!dead.exists(), "a dead process's temporary stays");
+        assert!(!torn.exists(), "a half-written temporary stays");
+        assert!(backup.exists(), "a backup was deleted");
+        assert!(ours.exists(), "a live process's temporary was deleted");
     }
 
     #[test]

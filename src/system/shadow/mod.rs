@@ -117,8 +117,9 @@ pub struct ShadowLock {
 }
 
 impl ShadowLock {
-    /// Takes both locks, retrying every 50 ms for at most `timeout` in all
-    /// (callers use 15 s, as `lckpwdf()` does). `Busy` names the holder when
+    /// Takes both locks within `timeout` in all (callers use 15 s, as
+    /// `lckpwdf()` does): `.pwd.lock` waited for in the kernel, `shadow.lock`
+    /// retried every 50 ms. `Busy` names the holder when
     /// it is known. A `shadow.lock` left by a dead process is taken over, and
     /// the temporaries crashed writers left (`shadow+`, `shadow-+`,
     /// `shadow.<pid>`) are removed.

@@ -6,13 +6,15 @@
 //! neither shadow-utils nor pam_unix does: backup first, then the new file
 //! written to a temporary in `/etc`, fsynced, renamed over the original.
 
-use super::{RemoveOnDrop, ShadowError, ShadowFile, io_error, lock::with_suffix};
+use super::{RemoveOnDrop, ShadowError, ShadowFile, io_error};
 use crate::fault;
+use crate::system::fresh;
+use crate::system::fresh::with_suffix;
 use crate::system::signals;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
-use std::fs::{File, FileTimes, Metadata, OpenOptions, Permissions};
+use std::fs::{File, FileTimes, Metadata, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use xattr::FileExt;
@@ -159,25 +161,10 @@ fn write_then_rename(
     times: Option<FileTimes>,
     steps: Steps,
 ) -> Result<(), ShadowError> {
-    // We hold the locks, so a leftover temporary is from a crash.
-    match std::fs::remove_file(temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("remove the leftover", temp, e)),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(temp)
-        .map_err(|e| io_error("create", temp, e))?;
+    let mut file = fresh::create(temp, (like.uid(), like.gid()), like.mode())
+        .map_err(|(action, e)| io_error(action, temp, e))?;
     let mut remove = RemoveOnDrop::new(temp);
     let error = |action| move |e| io_error(action, temp, e);
-    fchown(&file, Some(like.uid()), Some(like.gid())).map_err(error("set the owner of"))?;
-    // Permission bits only: set-id and sticky bits make no sense here.
-    file.set_permissions(Permissions::from_mode(like.mode() & 0o777))
-        .map_err(error("set the mode of"))?;
     if let Some(label) = label {
         file.set_xattr(SELINUX_LABEL, label)
             .map_err(error("set the SELinux label of"))?;
