@@ -145,6 +145,37 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The shipped file lists every key with the code's default: with every
+    /// `# key = value` line taken in, it parses to the defaults (but for the
+    /// values marked as examples).
+    #[test]
+    fn the_shipped_file_shows_the_defaults() {
+        let shipped = include_str!("../packaging/credsync.toml");
+        let taken_in: String = shipped
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(setting)
+                    if setting.split_once(" = ").is_some_and(|(key, _)| {
+                        !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    }) =>
+                {
+                    setting
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let mut parsed: Config = toml::from_str(&taken_in).unwrap();
+        assert_eq!(
+            parsed.hash.method.as_deref(),
+            Some("yescrypt"),
+            "the example is read"
+        );
+        parsed.hash = HashConfig::default();
+        parsed.verify.groups.clear();
+        assert_eq!(parsed, Config::default());
+    }
+
     fn load(text: &str) -> Result<Config, ConfigError> {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("credsync.toml");
