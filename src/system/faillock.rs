@@ -1834,6 +1834,18 @@ mod tests {
     /// A PAM service `fltest` with `stack`, run by pamtester for `user` in a
     /// private mount namespace where a temporary directory stands in for
     /// `/etc/pam.d` (the host's is neither read nor changed).
+    /// pam_faillock's `preauth` alone, with the faillock.conf at `conf`:
+    /// does it say `user` is locked?
+    fn preauth(conf: &Path, user: &str) -> (i32, String) {
+        pamtester(
+            &format!(
+                "auth required pam_faillock.so preauth conf={}\nauth required pam_permit.so\n",
+                conf.display()
+            ),
+            user,
+        )
+    }
+
     fn pamtester(stack: &str, user: &str) -> (i32, String) {
         let pam_d = tempfile::tempdir().unwrap();
         std::fs::write(pam_d.path().join("fltest"), stack).unwrap();
@@ -1917,13 +1929,7 @@ mod tests {
             panic!("{outcome:?}")
         };
         assert!(reached_deny && after.lock.is_some(), "{after:?}");
-        let (code, output) = pamtester(
-            &format!(
-                "auth required pam_faillock.so preauth conf={}\nauth required pam_permit.so\n",
-                conf_path.display()
-            ),
-            "nobody",
-        );
+        let (code, output) = preauth(&conf_path, "nobody");
         assert_ne!(code, 0, "{output}");
         assert!(
             output.contains("The account is locked due to 3 failed logins."),
@@ -2005,13 +2011,7 @@ mod tests {
             let (conf_path, conf) = write_conf(&tally, settings);
             let ours = lock_state(&records, Now::read(), &conf, user == "root");
             assert_eq!(ours.is_some(), locked, "credsync: {user} {settings:?}");
-            let (code, output) = pamtester(
-                &format!(
-                    "auth required pam_faillock.so preauth conf={}\nauth required pam_permit.so\n",
-                    conf_path.display()
-                ),
-                user,
-            );
+            let (code, output) = preauth(&conf_path, user);
             assert_eq!(
                 code != 0,
                 locked,
@@ -2029,13 +2029,7 @@ mod tests {
         let tally = Tally::with(&[]);
         std::fs::write(tally.dir().join("root"), encode(&three(5))).unwrap();
         let (conf_path, _) = write_conf(&tally, "even_deny_root\nroot_unlock_time 60");
-        let (code, output) = pamtester(
-            &format!(
-                "auth required pam_faillock.so preauth conf={}\nauth required pam_permit.so\n",
-                conf_path.display()
-            ),
-            "root",
-        );
+        let (code, output) = preauth(&conf_path, "root");
         assert_ne!(code, 0, "{output}");
     }
 }

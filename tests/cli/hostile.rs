@@ -405,9 +405,16 @@ fn a_corrupt_database_is_refused_by_every_command_and_never_rewritten() {
         fs::write(db, &garbage).unwrap();
         fs::set_permissions(db, fs::Permissions::from_mode(0o600)).unwrap();
     });
+    every_store_command_refuses_as_corrupt(&root);
+}
+
+/// Every command that opens the store refuses it as corrupt, in one line
+/// with exit 7, and writes nothing anywhere under the root.
+#[track_caller]
+fn every_store_command_refuses_as_corrupt(root: &Root) {
     let before = snapshot(root.path());
     for (args, stdin) in every_store_command() {
-        let out = refused(&root, &os(&args), stdin.as_bytes());
+        let out = refused(root, &os(&args), stdin.as_bytes());
         assert_one_line(&out, STORE, "corrupt", args[0]);
         assert_eq!(snapshot(root.path()), before, "{args:?} wrote something");
     }
@@ -465,12 +472,7 @@ fn a_database_without_credsyncs_tables_is_refused_and_left_as_it_is() {
         drop(other);
         fs::set_permissions(db, fs::Permissions::from_mode(0o600)).unwrap();
     });
-    let before = snapshot(root.path());
-    for (args, stdin) in every_store_command() {
-        let out = refused(&root, &os(&args), stdin.as_bytes());
-        assert_one_line(&out, STORE, "corrupt", args[0]);
-        assert_eq!(snapshot(root.path()), before, "{args:?} wrote something");
-    }
+    every_store_command_refuses_as_corrupt(&root);
 }
 
 #[test]

@@ -134,6 +134,15 @@ fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
 }
 
+/// The run was refused by the policy (exit 8); its stderr. `what` names
+/// the case in a failure.
+#[track_caller]
+fn refused_by_policy(out: &assert_cmd::assert::Assert, what: impl std::fmt::Display) -> String {
+    let err = stderr_of(out);
+    assert_eq!(code_of(out), POLICY, "{what}: {err}");
+    err
+}
+
 #[track_caller]
 fn code_of(assert: &assert_cmd::assert::Assert) -> i32 {
     assert.get_output().status.code().unwrap()
@@ -167,8 +176,7 @@ fn min_length_refuses_a_short_password_and_accepts_the_boundary() {
     // Seven characters in eight bytes: characters count, not bytes.
     for short in ["Kx9#mQ2", "Kx9#mQé"] {
         let out = root_sets(&root, "alice", short);
-        assert_eq!(code_of(&out), POLICY, "{short}");
-        let err = stderr_of(&out);
+        let err = refused_by_policy(&out, short);
         assert!(
             err.contains(
                 "credsync: the new password for 'alice' breaks the password policy: \
@@ -207,8 +215,7 @@ fn min_classes_refuses_too_few_and_accepts_the_boundary() {
     let before = snapshot(&root);
     for (weak, got) in [("kx9mq2vzz", 2), ("kxzmqavzz", 1), ("KXZ#MQAV", 2)] {
         let out = root_sets(&root, "alice", weak);
-        assert_eq!(code_of(&out), POLICY, "{weak}");
-        let err = stderr_of(&out);
+        let err = refused_by_policy(&out, weak);
         assert!(
             err.contains(&format!(
                 "the new password must mix at least 3 of lower case, upper case, digits and \
@@ -235,8 +242,7 @@ fn min_changed_chars_is_checked_in_a_self_service_change_only() {
 
     // Seven of eight positions differ.
     let out = user_sets(&root, 1000, "Old#Pass", "Xyz!Qrts");
-    assert_eq!(code_of(&out), POLICY);
-    let err = stderr_of(&out);
+    let err = refused_by_policy(&out, "");
     assert!(
         err.contains(
             "the new password must differ from the old one in at least 8 positions; it differs in 7"
@@ -249,7 +255,7 @@ fn min_changed_chars_is_checked_in_a_self_service_change_only() {
     );
     // Appending counts each added position: two here.
     let out = user_sets(&root, 1000, "Old#Pass", "Old#Pass1x");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert!(
         stderr_of(&out).contains("it differs in 2"),
         "{}",
@@ -279,8 +285,7 @@ fn reject_username_finds_the_name_forwards_backwards_and_in_any_case() {
     let before = snapshot(&root);
     for holding in ["xALICE#123", "9#ecila-Kx", "alice"] {
         let out = root_sets(&root, "alice", holding);
-        assert_eq!(code_of(&out), POLICY, "{holding}");
-        let err = stderr_of(&out);
+        let err = refused_by_policy(&out, holding);
         assert!(
             err.contains("the new password must not contain the user name"),
             "{err}"
@@ -303,7 +308,7 @@ fn every_broken_rule_is_listed_at_once() {
     );
     let before = snapshot(&root);
     let out = user_sets(&root, 1000, "alice#Pass1", "alicex");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert_eq!(
         stderr_of(&out),
         "credsync: the new password for 'alice' breaks the password policy: \
@@ -329,8 +334,7 @@ fn the_appliance_defaults_apply_without_a_policy_section() {
     assert_eq!(root.shadow_field("alice", 6), "7");
     let before = snapshot(&root);
     let out = root_sets(&root, "alice", "alice12");
-    assert_eq!(code_of(&out), POLICY);
-    let err = stderr_of(&out);
+    let err = refused_by_policy(&out, "");
     for rule in [
         "at least 8 characters long; it has 7",
         "at least 3 of lower case, upper case, digits and other characters; it has 2",
@@ -341,11 +345,11 @@ fn the_appliance_defaults_apply_without_a_policy_section() {
     assert_unchanged(&root, &before, "alice", "Start#Pass1");
     // History 5: the current password is refused.
     let out = root_sets(&root, "alice", "Start#Pass1");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert!(stderr_of(&out).contains("one of the last 5 used"));
     // Minimum age 1 day for the user herself, just changed by root.
     let out = user_sets(&root, 1000, "Start#Pass1", "Kq7!zWp3#Lm");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert!(stderr_of(&out).contains("can be changed again from"));
 }
 
@@ -362,8 +366,7 @@ fn the_sites_pwquality_rules_apply_when_the_file_exists() {
     with_pwquality(&root, "# strict\nminlen = 14\n");
     let before = snapshot(&root);
     let out = root_sets(&root, "alice", "Kx9#mQ2v$Lp7a");
-    assert_eq!(code_of(&out), POLICY);
-    let err = stderr_of(&out);
+    let err = refused_by_policy(&out, "");
     assert!(
         err.contains("the site's rules: The password is shorter than 14 characters"),
         "{err}"
@@ -371,7 +374,7 @@ fn the_sites_pwquality_rules_apply_when_the_file_exists() {
     assert_unchanged(&root, &before, "alice", "Kx9#mQ2v$Lp7w");
     // libpwquality's own user name check (usercheck, on by default).
     let out = root_sets(&root, "alice", "xAlice99#Kp2Zqq");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert!(
         stderr_of(&out)
             .contains("the site's rules: The password contains the user name in some form"),
@@ -405,8 +408,7 @@ fn the_sites_rules_and_credsyncs_are_listed_together() {
     with_pwquality(&root, "minlen = 14\n");
     let before = snapshot(&root);
     let out = root_sets(&root, "alice", "Kx9#mQ");
-    assert_eq!(code_of(&out), POLICY);
-    let err = stderr_of(&out);
+    let err = refused_by_policy(&out, "");
     assert!(
         err.contains(
             "the new password must be at least 8 characters long; it has 6; \
@@ -428,7 +430,7 @@ fn the_sites_difok_sees_the_old_password_in_a_self_service_change() {
     with_pwquality(&root, "difok = 5\n");
     let before = snapshot(&root);
     let out = user_sets(&root, 1000, "Kx9#mQ2v$Lp7wZ", "Kx9#mQ2v$Lp7wZ1");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert!(
         stderr_of(&out).contains("the site's rules: The password is too similar to the old one"),
         "{}",
@@ -469,7 +471,7 @@ fn history_refuses_the_last_generations_and_accepts_the_one_before() {
     // The current one and the four before it: five generations.
     for used in &GENERATIONS[1..] {
         let out = root_sets(&root, "alice", used);
-        assert_eq!(code_of(&out), POLICY, "{used}");
+        refused_by_policy(&out, used);
         assert!(
             stderr_of(&out).contains(
                 "the new password for 'alice' breaks the password policy: \
@@ -496,7 +498,7 @@ fn history_of_two_is_the_current_password_and_the_one_before() {
     let before = snapshot(&root);
     for used in &GENERATIONS[1..3] {
         let out = root_sets(&root, "alice", used);
-        assert_eq!(code_of(&out), POLICY, "{used}");
+        refused_by_policy(&out, used);
         assert!(stderr_of(&out).contains("one of the last 2 used"));
         assert_unchanged(&root, &before, "alice", GENERATIONS[2]);
     }
@@ -513,7 +515,7 @@ fn history_five_refuses_a_password_used_two_changes_ago_in_self_service() {
     root_sets_each(&root, "alice", &GENERATIONS[..3]);
     let before = snapshot(&root);
     let out = user_sets(&root, 1000, GENERATIONS[2], GENERATIONS[0]);
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert!(stderr_of(&out).contains("one of the last 5 used"));
     back_to_root(&root);
     assert_unchanged(&root, &before, "alice", GENERATIONS[2]);
@@ -529,7 +531,7 @@ fn history_includes_the_password_credsync_took_over_at_enrolment() {
     let before = snapshot(&root);
     // One change back, set before credsync managed alice.
     let out = root_sets(&root, "alice", "Before#Pass1");
-    assert_eq!(code_of(&out), POLICY, "{}", stderr_of(&out));
+    refused_by_policy(&out, "");
     assert_unchanged(&root, &before, "alice", GENERATIONS[0]);
 }
 
@@ -547,7 +549,7 @@ fn history_includes_a_password_set_in_linux_and_adopted() {
     let before = snapshot(&root);
     // One change back.
     let out = root_sets(&root, "alice", "Linux#Set-1");
-    assert_eq!(code_of(&out), POLICY, "{}", stderr_of(&out));
+    refused_by_policy(&out, "");
     assert_unchanged(&root, &before, "alice", GENERATIONS[1]);
 }
 
@@ -593,7 +595,7 @@ fn history_is_shared_with_pam_pwhistorys_opasswd() {
     let before = snapshot(&root);
     // A password known only to pam_pwhistory's file is refused.
     let out = root_sets(&root, "alice", "Used#Before1");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert!(
         stderr_of(&out).contains("one of the last 5 used"),
         "{}",
@@ -602,7 +604,7 @@ fn history_is_shared_with_pam_pwhistorys_opasswd() {
     assert_unchanged(&root, &before, "alice", "Start#Pass1");
     // The fixture's password, now only in opasswd (never in the record), too.
     let out = root_sets(&root, "alice", "Old#Pass1");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert_unchanged(&root, &before, "alice", "Start#Pass1");
 
     let start = root.shadow_field("alice", 2);
@@ -633,7 +635,7 @@ fn a_self_service_change_keeps_the_history_in_opasswd() {
         format!("alice:1000:1:{old}")
     );
     let out = user_sets(&root, 1000, "Kq7!zWp3#Lm", "Old#Pass1");
-    assert_eq!(code_of(&out), POLICY, "{}", stderr_of(&out));
+    refused_by_policy(&out, "");
 }
 
 #[test]
@@ -732,8 +734,7 @@ fn the_minimum_age_refuses_a_self_service_change_with_the_date() {
     assert_eq!(root.shadow_field("alice", 3), today().to_string());
     let before = snapshot(&root);
     let out = user_sets(&root, 1000, "Start#Pass1", "Next#Pass2");
-    assert_eq!(code_of(&out), POLICY);
-    let err = stderr_of(&out);
+    let err = refused_by_policy(&out, "");
     assert_eq!(
         err,
         format!(
@@ -877,8 +878,7 @@ fn import_refuses_a_batch_naming_each_bad_line_and_force_sets_it() {
     let before = snapshot(&root);
     let batch = "alice:Good#Pass1\n\nbob:short\ncarol:lowercaseonly\n";
     let out = root.run(&["import"], batch);
-    assert_eq!(code_of(&out), POLICY);
-    let err = stderr_of(&out);
+    let err = refused_by_policy(&out, "");
     assert_eq!(
         err,
         "credsync: the batch breaks the password policy: \
@@ -996,7 +996,7 @@ fn with_stdin_a_refused_password_is_not_asked_again() {
     root_sets(&root, "alice", "Start#Pass1").success();
     let before = snapshot(&root);
     let out = root.run(&["passwd", "alice", "--stdin"], "short\nGood#Pass1\n");
-    assert_eq!(code_of(&out), POLICY);
+    refused_by_policy(&out, "");
     assert!(!stderr_of(&out).contains("BAD PASSWORD"));
     assert_unchanged(&root, &before, "alice", "Start#Pass1");
 }

@@ -414,6 +414,21 @@ fn fails_cleanly(story: Story, fault: Fault) {
     }
 }
 
+/// Every change, and a `sync` that restores shadow: the stories a fault on
+/// the shadow side must leave clean.
+fn changes_and_restoring_sync() -> Vec<Story> {
+    let mut stories = changes();
+    stories.push(sync_restoring());
+    stories
+}
+
+/// Every change, and a `sync` that adopts into the record.
+fn changes_and_adopting_sync() -> Vec<Story> {
+    let mut stories = changes();
+    stories.push(sync_adopting());
+    stories
+}
+
 #[track_caller]
 fn each_fails_cleanly(faults: &[Fault], stories: impl Fn() -> Vec<Story>) {
     for &fault in faults {
@@ -429,44 +444,28 @@ fn each_fails_cleanly(faults: &[Fault], stories: impl Fn() -> Vec<Story>) {
 /// or the link fails): nothing is written anywhere.
 #[test]
 fn a_lock_that_cannot_be_taken_changes_nothing() {
-    each_fails_cleanly(LOCK_FAULTS, || {
-        let mut stories = changes();
-        stories.push(sync_restoring());
-        stories
-    });
+    each_fails_cleanly(LOCK_FAULTS, changes_and_restoring_sync);
 }
 
 /// The backup `/etc/shadow-` can't be created, written, synced or renamed
 /// into place: `/etc/shadow` and the record stay as they were.
 #[test]
 fn a_backup_that_cannot_be_written_changes_nothing() {
-    each_fails_cleanly(BACKUP_FAULTS, || {
-        let mut stories = changes();
-        stories.push(sync_restoring());
-        stories
-    });
+    each_fails_cleanly(BACKUP_FAULTS, changes_and_restoring_sync);
 }
 
 /// The new `/etc/shadow+` can't be created, written, synced or renamed over
 /// `/etc/shadow`: the intent is abandoned and both stores stay as they were.
 #[test]
 fn a_new_shadow_that_cannot_be_written_changes_nothing() {
-    each_fails_cleanly(NEW_SHADOW_FAULTS, || {
-        let mut stories = changes();
-        stories.push(sync_restoring());
-        stories
-    });
+    each_fails_cleanly(NEW_SHADOW_FAULTS, changes_and_restoring_sync);
 }
 
 /// The record's log can't be written or synced when a change records its
 /// intent, or when `sync` adopts a Linux change: shadow is never touched.
 #[test]
 fn a_record_that_cannot_be_written_changes_nothing() {
-    each_fails_cleanly(RECORD_FAULTS, || {
-        let mut stories = changes();
-        stories.push(sync_adopting());
-        stories
-    });
+    each_fails_cleanly(RECORD_FAULTS, changes_and_adopting_sync);
 }
 
 /// A failed recovery leaves pam_faillock's tally alone: the lockout clears

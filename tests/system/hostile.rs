@@ -147,12 +147,7 @@ fn ctrl_z_in_the_middle_of_a_change_cannot_hold_the_password_files() {
         "credsync stopped holding the password files' lock:\n{}",
         seen.terminal
     );
-    assert_eq!(seen.ended, Ended::Exited, "{}", seen.terminal);
-    assert!(
-        seen.terminal.contains("Password updated successfully") && seen.terminal.contains("exit=0"),
-        "the change was not reported:\n{}",
-        seen.terminal
-    );
+    assert_reported(&seen);
     assert_whole_and_unlocked(&sandbox);
 }
 
@@ -164,17 +159,12 @@ fn ctrl_z_in_the_middle_of_a_change_cannot_hold_the_password_files() {
 fn ctrl_c_in_the_middle_of_a_change_waits_until_it_is_whole() {
     let (sandbox, alice, _bob) = alice_and_bob();
     let seen = interrupt_mid_write(&sandbox, &alice, Key::CtrlC);
-    assert_eq!(seen.ended, Ended::Exited, "{}", seen.terminal);
     assert!(
         !seen.terminal.contains("nothing was changed"),
         "{}",
         seen.terminal
     );
-    assert!(
-        seen.terminal.contains("Password updated successfully") && seen.terminal.contains("exit=0"),
-        "the change was not reported:\n{}",
-        seen.terminal
-    );
+    assert_reported(&seen);
     assert_whole_and_unlocked(&sandbox);
 }
 
@@ -219,6 +209,17 @@ fn ctrl_z_at_a_password_prompt_still_interrupts_a_setuid_run() {
     assert!(!shown.contains("Stopped"), "{shown}");
     assert_eq!(sandbox.shadow(), before);
     assert_eq!(sandbox.state("alice"), None);
+}
+
+/// The run ended on its own and reported the change as made.
+#[track_caller]
+fn assert_reported(seen: &Seen) {
+    assert_eq!(seen.ended, Ended::Exited, "{}", seen.terminal);
+    assert!(
+        seen.terminal.contains("Password updated successfully") && seen.terminal.contains("exit=0"),
+        "the change was not reported:\n{}",
+        seen.terminal
+    );
 }
 
 /// After an interrupted-but-finished change: both stores hold alice's new
