@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing credsync needs on Debian 12, when missing.
-# Sourced by demo.sh and test.sh; safe to run again.
+# Sourced by demo.sh, test.sh and install-test.sh (which first sets
+# extra_packages to what building and checking the packages needs); safe to
+# run again.
 set -euo pipefail
 
 need_packages=(
@@ -22,7 +24,7 @@ need_packages=(
 )
 
 missing=()
-for pkg in "${need_packages[@]}"; do
+for pkg in "${need_packages[@]}" ${extra_packages[@]+"${extra_packages[@]}"}; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

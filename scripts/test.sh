@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The full test suite: formatting, lints, unit tests, the --root integration
-# tests, the namespace tests against the real PAM and shadow-utils, and a
-# short run of every fuzz target.
+# tests, the namespace tests against the real PAM and shadow-utils, a short
+# run of every fuzz target, and the packages installed into a clean Debian 12.
 # Run as root on Debian 12 (the namespace tests need it; they fail loudly otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo clippy --all-targets --locked --features fault-injection -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features fault-injection -- -D warnings
 cargo test --locked --features fault-injection
 # The parsers' fuzz targets, briefly; the 10-minute runs: FUZZ_JOBS=2 scripts/fuzz.sh 600
 FUZZ_JOBS=2 scripts/fuzz.sh 20
+# The .deb and .rpm: lintian, their file lists, and the appliance story in a
+# clean Debian 12 root with the installed files only.
+scripts/install-test.sh

@@ -37,6 +37,50 @@ pub mod exit {
     pub const EXPIRED: u8 = 12;
     /// Locked after repeated failures (pam_faillock's tally); `recover` clears it.
     pub const LOCKED: u8 = 13;
+
+    /// What each code means, as the README's table and the man page say it.
+    pub const MEANINGS: &[(u8, &str)] = &[
+        (SUCCESS, "success"),
+        (
+            DENIED,
+            "permission denied, authentication failure (wrong password), or (`verify`) the account has expired",
+        ),
+        (USAGE, "invalid usage of the command line"),
+        (
+            FAILURE,
+            "unexpected failure (nothing was changed, unless the message says otherwise)",
+        ),
+        (FILE_MISSING, "`/etc/shadow` or `/etc/passwd` is missing"),
+        (
+            BUSY,
+            "the password files are locked by another program (waited 15 s); try again",
+        ),
+        (
+            INVALID,
+            "invalid argument: unknown user, unusable user name or password, confirmation differs, bad import line",
+        ),
+        (
+            STORE,
+            "the credential store is unsafe (symlink, foreign owner, writable by others), corrupt or from a newer credsync",
+        ),
+        (
+            POLICY,
+            "the new password breaks the password policy (every broken rule is listed), or the minimum age has not passed",
+        ),
+        (PAM, "PAM error"),
+        (
+            MUST_CHANGE,
+            "`verify`: the password is correct but must be changed first",
+        ),
+        (
+            EXPIRED,
+            "`verify`: the password is correct but has expired (maximum age passed)",
+        ),
+        (
+            LOCKED,
+            "the account is locked after repeated failures (`verify`, self-service `passwd`); the message says for how long; `recover` unlocks it",
+        ),
+    ];
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,4 +161,28 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit;
+
+    /// The README's table, the man page (generated from `MEANINGS`) and the
+    /// code agree: every row of the table is one entry, in order.
+    #[test]
+    fn the_readme_lists_every_exit_code_as_the_code_means_it() {
+        let readme = include_str!("../README.md");
+        let table = &readme[readme.find("## Exit codes").unwrap()..];
+        let table = &table[..table.find("\n## ").unwrap()];
+        let rows: Vec<String> = table
+            .lines()
+            .filter(|line| line.starts_with("| ") && line.as_bytes()[2].is_ascii_digit())
+            .map(str::to_owned)
+            .collect();
+        let expected: Vec<String> = exit::MEANINGS
+            .iter()
+            .map(|(code, meaning)| format!("| {code} | {meaning} |"))
+            .collect();
+        assert_eq!(rows, expected);
+    }
 }

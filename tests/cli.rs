@@ -597,10 +597,34 @@ fn help_and_version_read_like_a_system_tool() {
     let root = Fixture::new().build();
     root.run(&["--help"], "")
         .success()
-        .stdout(contains("recover"));
+        .stdout(contains("Usage: credsync [options] COMMAND"))
+        .stdout(contains(
+            "  recover  recover a lost password in one step (root only)",
+        ))
+        .stdout(contains(
+            "-h, --help        display this help message and exit",
+        ));
+    root.run(&["passwd", "--help"], "")
+        .success()
+        .stdout(contains("Usage: credsync passwd [options] [USER]"))
+        .stdout(contains("-e, --expire      force a change at next login"));
+    // The short form is the version alone; the long one adds how the binary
+    // was built, so a test build (fault points compiled in) is never mistaken
+    // for a release.
+    root.run(&["-V"], "")
+        .success()
+        .stdout(format!("credsync {}\n", env!("CARGO_PKG_VERSION")));
     root.run(&["--version"], "")
         .success()
-        .stdout(contains("credsync"));
+        .stdout(contains(format!(
+            "credsync {}\nfeatures: ",
+            env!("CARGO_PKG_VERSION")
+        )))
+        .stdout(contains(if cfg!(feature = "fault-injection") {
+            "features: fault-injection"
+        } else {
+            "features: none"
+        }));
 }
 
 // ---- helpers ---------------------------------------------------------------------------

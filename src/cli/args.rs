@@ -1,106 +1,146 @@
-//! The command line, as users type it. Names and flags are the contract.
+//! The command line, as users type it. Names and flags are the contract. The
+//! help reads like `passwd(1)`'s; the man pages and shell completions are
+//! generated from these definitions (`cargo xtask assets`).
 #![forbid(unsafe_code)]
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
+
+/// `credsync --version`: the version and how this build was made.
+#[cfg(not(feature = "fault-injection"))]
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nfeatures: none (release build)",
+    "\nstore: SQLite (bundled), Argon2id; Linux hashes: libxcrypt; policy: libpwquality"
+);
+#[cfg(feature = "fault-injection")]
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nfeatures: fault-injection (a test build: CREDSYNC_FAULT aborts it mid-write; never install it)",
+    "\nstore: SQLite (bundled), Argon2id; Linux hashes: libxcrypt; policy: libpwquality"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "credsync",
     version,
-    about = "Change a password in the Linux account and the application's record at once, and keep them in step",
+    long_version = LONG_VERSION,
+    about = "change a password in the Linux account and the application's record at once, and keep them in step",
     long_about = None,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    subcommand_value_name = "COMMAND",
+    subcommand_help_heading = "Commands",
+    override_usage = "credsync [options] COMMAND [ARGS]",
 )]
 pub struct Cli {
-    /// Take every system path under DIR (offline images, test fixtures); refused when setuid
-    #[arg(long, value_name = "DIR", global = true)]
+    /// take every system path under DIR (offline images, test fixtures); refused when setuid
+    #[arg(short = 'R', long, value_name = "DIR", global = true)]
     pub root: Option<PathBuf>,
-    /// Print results as JSON
+    /// print results as JSON
     #[arg(long, global = true)]
     pub json: bool,
+    /// display this help message and exit
+    #[arg(short = 'h', long = "help", action = ArgAction::Help, global = true)]
+    _help: Option<bool>,
+    /// display the version and the build's features, and exit
+    #[arg(short = 'V', long = "version", action = ArgAction::Version)]
+    _version: Option<bool>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Change a password (your own, or USER's as root)
+    /// change a password (your own, or USER's as root)
+    #[command(override_usage = "credsync passwd [options] [USER]")]
     Passwd(PasswdArgs),
-    /// The appliance CLI's words: `set password` changes your own password
+    /// the appliance CLI's words: `set password` changes your own password
+    #[command(
+        override_usage = "credsync set password [options]",
+        subcommand_value_name = "WHAT",
+        subcommand_help_heading = "What to set"
+    )]
     Set {
         #[command(subcommand)]
         what: SetWhat,
     },
-    /// Administrator recovery of a lost password, in one step (root only)
+    /// recover a lost password in one step (root only)
+    #[command(override_usage = "credsync recover [options] USER")]
     Recover(RecoverArgs),
-    /// Reconcile the record and the Linux account; run at every service start (root only)
+    /// reconcile the record with the Linux accounts; run at every service start (root only)
+    #[command(override_usage = "credsync sync [options]")]
     Sync {
-        /// Report what would be done without writing anything
-        #[arg(long)]
+        /// report what would be done without writing anything
+        #[arg(short = 'n', long)]
         dry_run: bool,
     },
-    /// Show the state of each managed account (yours only, unless root)
+    /// show the state of each managed account (yours only, unless root)
+    #[command(override_usage = "credsync status [options] [USER]")]
     Status {
-        /// Only this user
+        /// only this account
         user: Option<String>,
     },
-    /// Check a password against the application record (exit 0 when it matches)
+    /// check a password against the application record (exit 0 when it matches)
+    #[command(override_usage = "credsync verify [options] USER")]
     Verify {
+        /// the account whose password to check
         user: String,
-        /// Read the password from standard input instead of the terminal
-        #[arg(long)]
+        /// read the password from standard input instead of the terminal
+        #[arg(short, long)]
         stdin: bool,
     },
-    /// Change many passwords from `user:password` lines on standard input, all or nothing (root only)
+    /// change many passwords from `user:password` lines on standard input, all or nothing (root only)
+    #[command(override_usage = "credsync import [options] < FILE")]
     Import {
-        /// Force each user to change the password at next login
-        #[arg(long)]
+        /// force each user to change the password at next login
+        #[arg(short, long)]
         expire: bool,
-        /// Set passwords that break the password policy (the broken rules are
-        /// shown as warnings)
-        #[arg(long)]
+        /// accept passwords that break the policy, with warnings
+        #[arg(short, long)]
         force: bool,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct PasswdArgs {
-    /// The account to change (default: your own)
+    /// the account to change (default: your own)
     pub user: Option<String>,
-    /// Read passwords from standard input, one per line, without prompts
-    #[arg(long)]
+    /// read passwords from standard input, one per line, without prompts
+    #[arg(short, long)]
     pub stdin: bool,
-    /// Force a change at next login
-    #[arg(long)]
+    /// force a change at next login
+    #[arg(short, long)]
     pub expire: bool,
-    /// Root only: set a password that breaks the password policy (the broken
-    /// rules are shown as warnings), as `passwd` lets root do
-    #[arg(long)]
+    /// root only: accept a password that breaks the policy, with warnings, as `passwd` lets root do
+    #[arg(short, long)]
     pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SetWhat {
-    /// Change your own password
+    /// change your own password
+    #[command(override_usage = "credsync set password [options]")]
     Password {
-        /// Read passwords from standard input, one per line, without prompts
-        #[arg(long)]
+        /// read passwords from standard input, one per line, without prompts
+        #[arg(short, long)]
         stdin: bool,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
+    /// the account whose password is lost
     pub user: String,
-    /// Read the new password from standard input instead of the terminal
-    #[arg(long)]
+    /// read the new password from standard input instead of the terminal
+    #[arg(short, long)]
     pub stdin: bool,
-    /// Force a change at next login
-    #[arg(long)]
+    /// force a change at next login
+    #[arg(short, long)]
     pub expire: bool,
-    /// Root only: set a password that breaks the password policy (the broken
-    /// rules are shown as warnings), as `passwd` lets root do
-    #[arg(long)]
+    /// accept a password that breaks the policy, with warnings, as `passwd` lets root do
+    #[arg(short, long)]
     pub force: bool,
 }
 

@@ -15,8 +15,14 @@ use crate::error::{Error, exit};
 use crate::system::Paths;
 use crate::system::privilege::{self, Invoker};
 use args::{Cli, Command, SetWhat};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
+
+/// The command line's definition, from which the man pages and the shell
+/// completions are generated.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
 
 pub fn main() -> ExitCode {
     let invoker = privilege::harden();

@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# The packages, proven. Builds the .deb and the .rpm (cargo xtask deb|rpm),
+# checks the .deb with lintian (pedantic; no tag left but the overrides,
+# which give their reasons) and that the .rpm holds the same files with the
+# same modes, then installs the .deb into a clean Debian 12
+# (debootstrap --variant=minbase bookworm) and runs the appliance story there
+# with the installed files only: recovery, pamtester through the installed
+# /etc/pam.d/credsync, a self-service change through the setuid binary, the
+# boot unit's command in the unit's own sandbox, the man pages, the
+# completions, dpkg-statoverride, an upgrade, remove and purge.
+#
+# Run as root (debootstrap, chroot, mount namespaces). The host is not
+# touched: the root is a temporary directory, and every mount lives in a
+# private mount namespace. debootstrap's tarball is cached in
+# $CREDSYNC_CACHE (default /var/cache/credsync-test), so only the first run
+# downloads; DEBIAN_MIRROR picks the mirror.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--in-namespace" ]; then
+    in_namespace=yes
+else
+    in_namespace=
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-test: run as root (debootstrap, chroot, mount namespaces)" >&2
+        exit 1
+    fi
+    extra_packages=(
+        debootstrap # the clean Debian 12 root
+        lintian     # checks the .deb
+        rpm         # rpm -qlp: the .rpm's file list
+        dpkg-dev    # dpkg-shlibdeps, from which cargo-deb computes Depends
+    )
+    source scripts/setup.sh
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+fail() {
+    echo "install-test: FAILED: $*" >&2
+    exit 1
+}
+# expect CODE COMMAND...: runs COMMAND (stdin passed on) and checks its exit code.
+expect() {
+    local want=$1 got=0
+    shift
+    "$@" || got=$?
+    [ "$got" = "$want" ] || fail "'$*' exited $got, expected $want"
+}
+
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+arch=$(dpkg --print-architecture)
+built=target/packages
+deb=$built/credsync_${version}-1_${arch}.deb
+deb_next=$built/credsync_${version}-2_${arch}.deb
+rpm=$built/credsync-${version}-1.$(uname -m).rpm
+include=pamtester,man-db,libpwquality1,cracklib-runtime,libpam-modules,init-system-helpers,bash-completion
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# ---- outside the namespace: build and check the packages ----------------------
+
+if [ -z "$in_namespace" ]; then
+    started=$SECONDS
+    step "building the packages"
+    rm -rf "$built" target/debian target/generate-rpm
+    mkdir -p "$built"
+    cargo xtask deb
+    cp target/debian/"$(basename "$deb")" "$deb"
+    cargo xtask rpm
+    cp target/generate-rpm/"$(basename "$rpm")" "$rpm"
+    # The same package one revision later, for the upgrade test.
+    cargo deb --locked --no-build --deb-revision 2 --output "$deb_next" >/dev/null
+    for package in "$deb" "$deb_next" "$rpm"; do
+        [ -s "$package" ] || fail "$package was not built"
+    done
+    ls -l "$deb" "$rpm"
+
+    step "lintian"
+    lintian --pedantic --fail-on error,warning,info,pedantic --show-overrides "$deb" 2>&1 \
+        | grep -v '^running with root privileges' || true
+    lintian --pedantic --fail-on error,warning,info,pedantic "$deb" >/dev/null 2>&1 \
+        || fail "lintian reports tags on $deb (run: lintian --pedantic $deb)"
+    echo "lintian: no errors, warnings, info or pedantic tags"
+
+    step "the .rpm holds the .deb's files, with the same modes and owners"
+    # Debian-only files (copyright, changelog, lintian's overrides) are left
+    # out, and zsh's directory is each distribution's own.
+    dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $1, $2, $6 }' \
+        | sed -e 's| 0/0 | root/root |' \
+            -e 's|/usr/share/zsh/vendor-completions/|/usr/share/zsh/site-functions/|' \
+        | grep -v -e ' /usr/share/doc/credsync/copyright$' \
+            -e ' /usr/share/doc/credsync/changelog.Debian.gz$' \
+            -e ' /usr/share/lintian/' \
+        | sort >target/deb-files.txt
+    rpm -qlpv "$rpm" | awk '{ print $1, $3 "/" $4, $9 }' | sort >target/rpm-files.txt
+    diff -u target/deb-files.txt target/rpm-files.txt \
+        || fail "the .deb and the .rpm differ (above: - .deb, + .rpm)"
+    echo "$(wc -l <target/rpm-files.txt) files alike, /usr/bin/credsync $(grep ' /usr/bin/credsync$' target/rpm-files.txt | cut -d' ' -f1) in both"
+
+    work=$(mktemp -d /tmp/credsync-install.XXXXXX)
+    # Every mount was in the namespace, gone with it; --one-file-system all the same.
+    trap 'rm -rf --one-file-system "$work"' EXIT
+    cache=${CREDSYNC_CACHE:-/var/cache/credsync-test}
+    tarball=$cache/bookworm-minbase-$(printf '%s' "$include" | md5sum | cut -c1-12).tgz
+    if [ ! -s "$tarball" ]; then
+        step "downloading Debian 12 minbase once (cached in $tarball)"
+        mkdir -p "$cache"
+        unshare --mount --propagation private debootstrap --variant=minbase \
+            --include="$include" --make-tarball="$tarball.part" bookworm "$work/download" "$mirror" \
+            >"$work/debootstrap.log" 2>&1 || {
+            tail -n 20 "$work/debootstrap.log" >&2
+            fail "debootstrap --make-tarball (mirror $mirror)"
+        }
+        mv "$tarball.part" "$tarball"
+    fi
+    cp "$deb" "$work/credsync.deb"
+    cp "$deb_next" "$work/credsync-next.deb"
+    unshare --mount --propagation private "$0" --in-namespace "$work" "$tarball"
+    echo
+    echo "install-test: passed in $((SECONDS - started)) s"
+    exit 0
+fi
+
+# ---- inside a private mount namespace: the clean root and the story ------------
+
+work=$2
+tarball=$3
+root=$work/root
+
+step "a clean Debian 12 (debootstrap --variant=minbase bookworm)"
+debootstrap --variant=minbase --include="$include" --unpack-tarball="$tarball" \
+    bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+    tail -n 20 "$work/debootstrap.log" >&2
+    fail "debootstrap --unpack-tarball"
+}
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+mkdir -p "$root/run/lock"
+cp "$work/credsync.deb" "$work/credsync-next.deb" "$root/tmp/"
+
+# Runs a command in the root with a clean environment.
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@"; }
+# The mode and owners of a path in the root.
+mode_of() { stat -c '%a %U %G' "$root$1"; }
+# Does pam_unix, through the installed /etc/pam.d/credsync, take USER's PASSWORD?
+pam_takes() { printf '%s\n' "$2" | in_root pamtester credsync "$1" authenticate >/dev/null 2>&1; }
+# `credsync verify` as the application would run it: its exit code.
+verify_code() {
+    local code=0
+    printf '%s\n' "$2" | in_root credsync verify "$1" --stdin 2>/dev/null || code=$?
+    echo "$code"
+}
+
+first='Kq7#vLp2xZ!m'
+second='Wd4%nRt8yHc@'
+third='Pz6&mQw3eTb^'
+
+step "dpkg -i"
+in_root dpkg -i /tmp/credsync.deb >/dev/null
+[ "$(mode_of /usr/bin/credsync)" = "4755 root root" ] || fail "/usr/bin/credsync is $(mode_of /usr/bin/credsync), not 4755 root root"
+[ "$(mode_of /var/lib/credsync)" = "700 root root" ] || fail "/var/lib/credsync is $(mode_of /var/lib/credsync), not 700 root root"
+conffiles=$(in_root dpkg-query -W -f='${Conffiles}' credsync)
+for file in /etc/pam.d/credsync /etc/credsync/credsync.toml; do
+    grep -q " $file " <<<"$conffiles" || fail "$file is not a conffile"
+done
+[ -L "$root/etc/systemd/system/multi-user.target.wants/credsync-sync.service" ] \
+    || fail "credsync-sync.service is not enabled for multi-user.target"
+in_root credsync --version | grep -q '^features: none' || fail "the installed binary is not a release build"
+echo "installed: /usr/bin/credsync 4755, /var/lib/credsync 0700, conffiles, unit enabled"
+
+step "the appliance story: root recovers admin's lost password"
+in_root useradd --create-home --shell /bin/sh admin
+printf '%s\n' "$first" | expect 0 in_root credsync recover admin --stdin --expire
+pam_takes admin "$first" || fail "pam_unix refuses the recovered password"
+cp -p "$root/etc/shadow" "$work/shadow.recovered"
+[ "$(verify_code admin "$first")" = 11 ] || fail "verify: the recovered password is not marked must-change"
+echo "pamtester credsync admin authenticate: ok; verify: must change (exit 11)"
+
+step "admin changes the password through the setuid binary"
+printf '%s\n%s\n' "$first" "$second" \
+    | expect 0 in_root setpriv --reuid=admin --regid=admin --init-groups credsync passwd --stdin
+pam_takes admin "$second" || fail "pam_unix refuses admin's new password"
+! pam_takes admin "$first" || fail "pam_unix still takes the old password"
+[ "$(verify_code admin "$second")" = 0 ] || fail "verify refuses admin's new password"
+echo "both stores take the new password, and only it"
+
+# The unit's command, run as the unit runs it: ProtectSystem=strict (all
+# read-only but /dev, /proc, /sys and ReadWritePaths), ProtectHome,
+# PrivateTmp, NoNewPrivileges and CapabilityBoundingSet, read from the
+# installed unit file; every system call it makes is traced and checked
+# against its SystemCallFilter.
+unit=$root/usr/lib/systemd/system/credsync-sync.service
+run_unit_command() {
+    local exec_start caps writable trace
+    exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+    caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' \
+        | sed -e 's/^CAP_//' -e 's/^/+/' | tr 'A-Z' 'a-z' | paste -sd, -)
+    writable=$(sed -n 's/^ReadWritePaths=//p' "$unit")
+    trace=$work/trace
+    rm -rf "$trace" && mkdir "$trace"
+    grep -qx 'ProtectSystem=strict' "$unit" || fail "the unit no longer says ProtectSystem=strict"
+    unshare --mount --propagation private bash -euo pipefail -c '
+        root=$1 caps=$2 writable=$3 trace=$4
+        shift 4
+        for path in $writable; do
+            optional=${path%%[!-]*}; path=${path#-}
+            if [ -e "$root$path" ]; then mount --bind "$root$path" "$root$path"
+            elif [ -z "$optional" ]; then echo "ReadWritePaths: $path is missing" >&2; exit 1; fi
+        done
+        for path in /home /root /run/user; do
+            [ -d "$root$path" ] && mount -t tmpfs -o ro,mode=0000 tmpfs "$root$path"
+        done
+        for path in /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmpfs "$root$path"; done
+        mount --rbind "$root" "$root"
+        # Read-only everything but the API file systems and ReadWritePaths.
+        findmnt -rn -o TARGET -R "$root" | while read -r mnt; do
+            rel=${mnt#"$root"}
+            case "$rel" in /proc|/proc/*|/dev|/dev/*|/sys|/sys/*|/tmp|/var/tmp) continue ;; esac
+            for path in $writable; do [ "$rel" = "${path#-}" ] && continue 2; done
+            mount -o remount,bind,ro "$mnt"
+        done
+        exec strace -ff -qq -o "$trace/call" chroot "$root" \
+            setpriv --no-new-privs --bounding-set="-all,$caps" --inh-caps=-all "$@"
+    ' sandbox "$root" "$caps" "$writable" "$trace" $exec_start
+}
+
+# The system calls of the traced run that its SystemCallFilter would refuse.
+calls_outside_filter() {
+    local filter
+    filter=$(sed -n 's/^SystemCallFilter=//p' "$unit")
+    systemd-analyze syscall-filter >"$work/filters.txt" 2>/dev/null
+    python3 - "$work/filters.txt" "$filter" "$work/trace" <<'PY'
+import glob, re, sys
+# `systemd-analyze syscall-filter`: each group at the start of a line, its
+# members (system calls and other groups) indented below it.
+groups, current = {}, None
+for line in open(sys.argv[1]):
+    name = line.strip()
+    if not name or name.startswith("#"):
+        continue
+    if not line[0].isspace():
+        current = groups.setdefault(name, [])
+    elif current is not None:
+        current.append(name)
+def expand(name, seen=()):
+    if not name.startswith("@"):
+        return {name}
+    out = set()
+    for member in groups.get(name, []):
+        if member not in seen:
+            out |= expand(member, seen + (name,))
+    return out
+# An allow-list always takes @default too, as systemd adds it.
+allowed = expand("@default")
+for name in sys.argv[2].split():
+    allowed |= expand(name)
+if not allowed:
+    sys.exit("no system calls found for the filter " + sys.argv[2])
+made = set()
+for path in glob.glob(sys.argv[3] + "/call.*"):
+    lines = open(path).read().splitlines()
+    starts = [i for i, l in enumerate(lines) if l.startswith('execve("/usr/bin/credsync"')]
+    if starts:
+        lines = lines[starts[-1]:]
+    elif any(l.startswith("execve(") for l in lines):
+        continue  # chroot and setpriv, before the exec
+    for l in lines:
+        m = re.match(r"(\w+)\(", l)
+        if m:
+            made.add(m.group(1))
+if "execve" not in made:
+    sys.exit("the trace holds no run of /usr/bin/credsync")
+print(" ".join(sorted(made - allowed)))
+PY
+}
+
+step "boot: the unit's command restores a rolled-back /etc/shadow, in the unit's sandbox"
+# An image from before admin's own change: its hash is the recovered one.
+cp -p "$work/shadow.recovered" "$root/etc/shadow"
+# The rollback: the record holds the second password; sync must restore it.
+in_root credsync sync --dry-run | grep -q admin || fail "sync --dry-run does not see admin's rollback"
+run_unit_command >"$work/sync.out" 2>&1 || {
+    cat "$work/sync.out" >&2
+    fail "the unit's ExecStart failed in the unit's sandbox"
+}
+cat "$work/sync.out"
+pam_takes admin "$second" || fail "sync did not restore admin's password in /etc/shadow"
+[ "$(mode_of /etc/shadow)" = "640 root shadow" ] || fail "/etc/shadow is $(mode_of /etc/shadow) after sync"
+outside=$(calls_outside_filter)
+[ -z "$outside" ] || fail "credsync sync made system calls outside the unit's SystemCallFilter: $outside"
+echo "restored under the unit's sandbox; every system call inside its SystemCallFilter"
+
+step "boot: a deliberate change on the Linux side is adopted, in the unit's sandbox"
+in_root chpasswd <<<"admin:$third"
+run_unit_command >"$work/sync.out" 2>&1 || {
+    cat "$work/sync.out" >&2
+    fail "the unit's ExecStart failed in the unit's sandbox"
+}
+cat "$work/sync.out"
+[ "$(verify_code admin "$third")" = 0 ] || fail "sync did not adopt the password set with chpasswd"
+echo "verify takes the password chpasswd set"
+
+step "the unit file"
+systemd-analyze verify --man=no --root="$root" /usr/lib/systemd/system/credsync-sync.service \
+    || fail "systemd-analyze verify"
+systemd-analyze security --offline=yes --root="$root" credsync-sync.service 2>/dev/null | tail -n 1
+
+step "man pages and completions"
+for page in credsync credsync-recover credsync-sync "5 credsync.toml"; do
+    # shellcheck disable=SC2086 # "5 credsync.toml" is two words on purpose
+    in_root env MANPAGER=cat MANWIDTH=80 man $page >"$work/page.txt" 2>"$work/page.err" \
+        || fail "man $page: $(cat "$work/page.err")"
+    [ -s "$work/page.txt" ] && ! [ -s "$work/page.err" ] || fail "man $page renders with errors: $(cat "$work/page.err")"
+done
+in_root env MANPAGER=cat MANWIDTH=80 man credsync | grep -q 'EXIT STATUS' || fail "credsync(8) has no EXIT STATUS"
+in_root bash -c '. /usr/share/bash-completion/completions/credsync && complete -p credsync' >/dev/null \
+    || fail "the bash completion does not load"
+for file in /usr/share/zsh/vendor-completions/_credsync /usr/share/fish/vendor_completions.d/credsync.fish; do
+    [ -s "$root$file" ] || fail "$file is missing"
+done
+echo "man credsync, credsync-recover, credsync-sync, credsync.toml(5) render; bash, zsh, fish completions in place"
+
+step "dpkg-statoverride turns the setuid bit off, and it stays off across a reinstall"
+in_root dpkg-statoverride --update --add root root 0755 /usr/bin/credsync
+in_root dpkg -i /tmp/credsync.deb >/dev/null
+[ "$(mode_of /usr/bin/credsync)" = "755 root root" ] || fail "the override did not hold: $(mode_of /usr/bin/credsync)"
+printf '%s\n%s\n' "$third" "$first" \
+    | expect 1 in_root setpriv --reuid=admin --regid=admin --init-groups credsync passwd --stdin
+in_root dpkg-statoverride --remove /usr/bin/credsync
+in_root dpkg -i /tmp/credsync.deb >/dev/null
+[ "$(mode_of /usr/bin/credsync)" = "4755 root root" ] || fail "setuid not back after the override went"
+echo "0755 with the override (a user's change refused, exit 1), 4755 again without"
+
+step "an upgrade keeps the store and the administrator's configuration"
+sed -i 's/^# min_length = 8 /min_length = 10/' "$root/etc/credsync/credsync.toml"
+grep -q '^min_length = 10' "$root/etc/credsync/credsync.toml" || fail "could not edit the configuration"
+in_root dpkg -i /tmp/credsync-next.deb >/dev/null
+in_root dpkg-query -W -f='${Version}\n' credsync | grep -qx "${version}-2" || fail "the upgrade did not install"
+grep -q '^min_length = 10' "$root/etc/credsync/credsync.toml" || fail "the upgrade lost the configuration edit"
+[ "$(verify_code admin "$third")" = 0 ] || fail "the upgrade lost the store"
+echo "upgraded to ${version}-2; min_length = 10 kept; verify still takes admin's password"
+
+step "dpkg -r keeps the store; dpkg -P removes it"
+in_root dpkg -r credsync >/dev/null
+[ ! -e "$root/usr/bin/credsync" ] || fail "dpkg -r left /usr/bin/credsync"
+[ -s "$root/var/lib/credsync/credsync.db" ] || fail "dpkg -r removed the store"
+[ -e "$root/etc/credsync/credsync.toml" ] || fail "dpkg -r removed the configuration"
+in_root dpkg -P credsync >/dev/null
+for path in /var/lib/credsync /etc/credsync /etc/pam.d/credsync; do
+    [ ! -e "$root$path" ] || fail "dpkg -P left $path"
+done
+echo "removed: store and configuration kept; purged: both gone"
