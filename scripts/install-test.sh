@@ -139,7 +139,7 @@ mkdir -p "$root/run/lock"
 cp "$work/credsync.deb" "$work/credsync-next.deb" "$root/tmp/"
 
 # Runs a command in the root with a clean environment.
-in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@"; }
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@"; }
 # The mode and owners of a path in the root.
 mode_of() { stat -c '%a %U %G' "$root$1"; }
 # Does pam_unix, through the installed /etc/pam.d/credsync, take USER's PASSWORD?
@@ -165,7 +165,7 @@ for file in /etc/pam.d/credsync /etc/credsync/credsync.toml; do
 done
 [ -L "$root/etc/systemd/system/multi-user.target.wants/credsync-sync.service" ] \
     || fail "credsync-sync.service is not enabled for multi-user.target"
-in_root credsync --version | grep -q '^features: none' || fail "the installed binary is not a release build"
+grep -q '^features: none' <<<"$(in_root credsync --version)" || fail "the installed binary is not a release build"
 echo "installed: /usr/bin/credsync 4755, /var/lib/credsync 0700, conffiles, unit enabled"
 
 step "the appliance story: root recovers admin's lost password"
@@ -278,7 +278,7 @@ step "boot: the unit's command restores a rolled-back /etc/shadow, in the unit's
 # An image from before admin's own change: its hash is the recovered one.
 cp -p "$work/shadow.recovered" "$root/etc/shadow"
 # The rollback: the record holds the second password; sync must restore it.
-in_root credsync sync --dry-run | grep -q admin || fail "sync --dry-run does not see admin's rollback"
+grep -q admin <<<"$(in_root credsync sync --dry-run)" || fail "sync --dry-run does not see admin's rollback"
 run_unit_command >"$work/sync.out" 2>&1 || {
     cat "$work/sync.out" >&2
     fail "the unit's ExecStart failed in the unit's sandbox"
@@ -312,7 +312,7 @@ for page in credsync credsync-recover credsync-sync "5 credsync.toml"; do
         || fail "man $page: $(cat "$work/page.err")"
     [ -s "$work/page.txt" ] && ! [ -s "$work/page.err" ] || fail "man $page renders with errors: $(cat "$work/page.err")"
 done
-in_root env MANPAGER=cat MANWIDTH=80 man credsync | grep -q 'EXIT STATUS' || fail "credsync(8) has no EXIT STATUS"
+grep -q 'EXIT STATUS' <<<"$(in_root env MANPAGER=cat MANWIDTH=80 man credsync)" || fail "credsync(8) has no EXIT STATUS"
 in_root bash -c '. /usr/share/bash-completion/completions/credsync && complete -p credsync' >/dev/null \
     || fail "the bash completion does not load"
 for file in /usr/share/zsh/vendor-completions/_credsync /usr/share/fish/vendor_completions.d/credsync.fish; do
@@ -335,7 +335,7 @@ step "an upgrade keeps the store and the administrator's configuration"
 sed -i 's/^# min_length = 8 /min_length = 10/' "$root/etc/credsync/credsync.toml"
 grep -q '^min_length = 10' "$root/etc/credsync/credsync.toml" || fail "could not edit the configuration"
 in_root dpkg -i /tmp/credsync-next.deb >/dev/null
-in_root dpkg-query -W -f='${Version}\n' credsync | grep -qx "${version}-2" || fail "the upgrade did not install"
+[ "$(in_root dpkg-query -W -f='${Version}' credsync)" = "${version}-2" ] || fail "the upgrade did not install"
 grep -q '^min_length = 10' "$root/etc/credsync/credsync.toml" || fail "the upgrade lost the configuration edit"
 [ "$(verify_code admin "$third")" = 0 ] || fail "the upgrade lost the store"
 echo "upgraded to ${version}-2; min_length = 10 kept; verify still takes admin's password"
