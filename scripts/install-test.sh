@@ -15,7 +15,8 @@
 # $CREDSYNC_CACHE (default /var/cache/credsync-test), so only the first run
 # downloads; DEBIAN_MIRROR picks the mirror.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
 
 if [ "${1:-}" = "--in-namespace" ]; then
     in_namespace=yes
@@ -29,7 +30,6 @@ else
         debootstrap # the clean Debian 12 root
         lintian     # checks the .deb
         rpm         # rpm -qlp: the .rpm's file list
-        dpkg-dev    # dpkg-shlibdeps, from which cargo-deb computes Depends
     )
     source scripts/setup.sh
 fi
@@ -53,7 +53,10 @@ built=target/packages
 deb=$built/credsync_${version}-1_${arch}.deb
 deb_next=$built/credsync_${version}-2_${arch}.deb
 rpm=$built/credsync-${version}-1.$(uname -m).rpm
-include=pamtester,man-db,libpwquality1,cracklib-runtime,libpam-modules,init-system-helpers,bash-completion
+# The root: minbase, plus what an appliance has (systemd) and what the story
+# uses (pamtester, man, bash completion; cracklib's dictionary for the
+# policy's site rules).
+include=systemd,pamtester,man-db,libpwquality1,cracklib-runtime,libpam-modules,init-system-helpers,bash-completion
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 # ---- outside the namespace: build and check the packages ----------------------
@@ -99,22 +102,28 @@ if [ -z "$in_namespace" ]; then
     work=$(mktemp -d /tmp/credsync-install.XXXXXX)
     # Every mount was in the namespace, gone with it; --one-file-system all the same.
     trap 'rm -rf --one-file-system "$work"' EXIT
+    # One tarball per month, mirror and package list: the clean root follows
+    # Debian 12's point releases, and older tarballs are removed.
     cache=${CREDSYNC_CACHE:-/var/cache/credsync-test}
-    tarball=$cache/bookworm-minbase-$(printf '%s' "$include" | md5sum | cut -c1-12).tgz
+    key=$(printf '%s %s' "$mirror" "$include" | md5sum | cut -c1-12)
+    tarball=$cache/bookworm-minbase-$(date -u +%Y-%m)-$key.tgz
     if [ ! -s "$tarball" ]; then
         step "downloading Debian 12 minbase once (cached in $tarball)"
         mkdir -p "$cache"
+        part=$(mktemp "$tarball.XXXXXX")
         unshare --mount --propagation private debootstrap --variant=minbase \
-            --include="$include" --make-tarball="$tarball.part" bookworm "$work/download" "$mirror" \
+            --include="$include" --make-tarball="$part" bookworm "$work/download" "$mirror" \
             >"$work/debootstrap.log" 2>&1 || {
+            rm -f "$part"
             tail -n 20 "$work/debootstrap.log" >&2
             fail "debootstrap --make-tarball (mirror $mirror)"
         }
-        mv "$tarball.part" "$tarball"
+        mv "$part" "$tarball"
+        find "$cache" -maxdepth 1 -name 'bookworm-minbase-*.tgz' ! -path "$tarball" -delete
     fi
     cp "$deb" "$work/credsync.deb"
     cp "$deb_next" "$work/credsync-next.deb"
-    unshare --mount --propagation private "$0" --in-namespace "$work" "$tarball"
+    unshare --mount --propagation private "$self" --in-namespace "$work" "$tarball"
     echo
     echo "install-test: passed in $((SECONDS - started)) s"
     exit 0
@@ -165,6 +174,12 @@ for file in /etc/pam.d/credsync /etc/credsync/credsync.toml; do
 done
 [ -L "$root/etc/systemd/system/multi-user.target.wants/credsync-sync.service" ] \
     || fail "credsync-sync.service is not enabled for multi-user.target"
+# Enabled for boot, but dpkg never runs it: not at install, and not again,
+# behind the running application, on an upgrade.
+for script in postinst prerm postrm; do
+    ! grep -q -e 'deb-systemd-invoke \(start\|restart\|try-restart\)' "$root/var/lib/dpkg/info/credsync.$script" \
+        || fail "the $script starts credsync-sync.service"
+done
 grep -q '^features: none' <<<"$(in_root credsync --version)" || fail "the installed binary is not a release build"
 echo "installed: /usr/bin/credsync 4755, /var/lib/credsync 0700, conffiles, unit enabled"
 
@@ -220,6 +235,7 @@ run_unit_command() {
             mount -o remount,bind,ro "$mnt"
         done
         exec strace -ff -qq -o "$trace/call" chroot "$root" \
+            /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
             setpriv --no-new-privs --bounding-set="-all,$caps" --inh-caps=-all "$@"
     ' sandbox "$root" "$caps" "$writable" "$trace" $exec_start
 }
@@ -228,7 +244,7 @@ run_unit_command() {
 calls_outside_filter() {
     local filter
     filter=$(sed -n 's/^SystemCallFilter=//p' "$unit")
-    systemd-analyze syscall-filter >"$work/filters.txt" 2>/dev/null
+    in_root systemd-analyze syscall-filter >"$work/filters.txt" 2>/dev/null
     python3 - "$work/filters.txt" "$filter" "$work/trace" <<'PY'
 import glob, re, sys
 # `systemd-analyze syscall-filter`: each group at the start of a line, its
@@ -300,10 +316,23 @@ cat "$work/sync.out"
 [ "$(verify_code admin "$third")" = 0 ] || fail "sync did not adopt the password set with chpasswd"
 echo "verify takes the password chpasswd set"
 
+step "boot: the same, with /etc/shadow closed even to root (mode 0000, as on Fedora)"
+in_root chpasswd <<<"admin:$second"
+chmod 0000 "$root/etc/shadow" "$root/etc/shadow-"
+run_unit_command >"$work/sync.out" 2>&1 || {
+    cat "$work/sync.out" >&2
+    fail "the unit's ExecStart failed in the unit's sandbox with /etc/shadow at 0000"
+}
+cat "$work/sync.out"
+[ "$(mode_of /etc/shadow)" = "0 root shadow" ] || fail "/etc/shadow is $(mode_of /etc/shadow) after sync"
+[ "$(verify_code admin "$second")" = 0 ] || fail "sync did not adopt the password set with chpasswd"
+chmod 0640 "$root/etc/shadow" "$root/etc/shadow-"
+echo "adopted; /etc/shadow still 0000"
+
 step "the unit file"
-systemd-analyze verify --man=no --root="$root" /usr/lib/systemd/system/credsync-sync.service \
+in_root systemd-analyze verify /usr/lib/systemd/system/credsync-sync.service \
     || fail "systemd-analyze verify"
-systemd-analyze security --offline=yes --root="$root" credsync-sync.service 2>/dev/null | tail -n 1
+in_root systemd-analyze security --offline=yes credsync-sync.service 2>/dev/null | tail -n 1
 
 step "man pages and completions"
 for page in credsync credsync-recover credsync-sync "5 credsync.toml"; do
@@ -324,8 +353,9 @@ step "dpkg-statoverride turns the setuid bit off, and it stays off across a rein
 in_root dpkg-statoverride --update --add root root 0755 /usr/bin/credsync
 in_root dpkg -i /tmp/credsync.deb >/dev/null
 [ "$(mode_of /usr/bin/credsync)" = "755 root root" ] || fail "the override did not hold: $(mode_of /usr/bin/credsync)"
-printf '%s\n%s\n' "$third" "$first" \
-    | expect 1 in_root setpriv --reuid=admin --regid=admin --init-groups credsync passwd --stdin
+refusal=$(printf '%s\n%s\n' "$third" "$first" \
+    | expect 1 in_root setpriv --reuid=admin --regid=admin --init-groups credsync passwd --stdin 2>&1)
+grep -q 'must run as root' <<<"$refusal" || fail "a user's change without setuid: $refusal"
 in_root dpkg-statoverride --remove /usr/bin/credsync
 in_root dpkg -i /tmp/credsync.deb >/dev/null
 [ "$(mode_of /usr/bin/credsync)" = "4755 root root" ] || fail "setuid not back after the override went"
@@ -337,7 +367,7 @@ grep -q '^min_length = 10' "$root/etc/credsync/credsync.toml" || fail "could not
 in_root dpkg -i /tmp/credsync-next.deb >/dev/null
 [ "$(in_root dpkg-query -W -f='${Version}' credsync)" = "${version}-2" ] || fail "the upgrade did not install"
 grep -q '^min_length = 10' "$root/etc/credsync/credsync.toml" || fail "the upgrade lost the configuration edit"
-[ "$(verify_code admin "$third")" = 0 ] || fail "the upgrade lost the store"
+[ "$(verify_code admin "$second")" = 0 ] || fail "the upgrade lost the store"
 echo "upgraded to ${version}-2; min_length = 10 kept; verify still takes admin's password"
 
 step "dpkg -r keeps the store; dpkg -P removes it"

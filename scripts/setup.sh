@@ -21,6 +21,7 @@ need_packages=(
     gcc libc6-dev  # the bundled SQLite, and the failing-syscall shim the tests build
     g++            # libFuzzer, which the fuzz targets (scripts/fuzz.sh) compile
     strace         # the test that watches every exec for a password
+    dpkg-dev       # dpkg-shlibdeps, from which `cargo xtask deb` computes Depends
 )
 
 missing=()

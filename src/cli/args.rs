@@ -7,17 +7,21 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// `credsync --version`: the version and how this build was made.
+macro_rules! long_version {
+    ($features:literal) => {
+        concat!(
+            env!("CARGO_PKG_VERSION"),
+            "\nfeatures: ",
+            $features,
+            "\nstore: SQLite (bundled), Argon2id; Linux hashes: libxcrypt; policy: libpwquality"
+        )
+    };
+}
 #[cfg(not(feature = "fault-injection"))]
-const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "\nfeatures: none (release build)",
-    "\nstore: SQLite (bundled), Argon2id; Linux hashes: libxcrypt; policy: libpwquality"
-);
+const LONG_VERSION: &str = long_version!("none (release build)");
 #[cfg(feature = "fault-injection")]
-const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "\nfeatures: fault-injection (a test build: CREDSYNC_FAULT aborts it mid-write; never install it)",
-    "\nstore: SQLite (bundled), Argon2id; Linux hashes: libxcrypt; policy: libpwquality"
+const LONG_VERSION: &str = long_version!(
+    "fault-injection (a test build: CREDSYNC_FAULT aborts it mid-write; never install it)"
 );
 
 #[derive(Debug, Parser)]

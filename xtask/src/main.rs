@@ -123,17 +123,24 @@ fn main() -> ExitCode {
 const CARGO_DEB: &str = "cargo-deb@3.8.0";
 const CARGO_GENERATE_RPM: &str = "cargo-generate-rpm@0.21.1";
 
-/// Installs `cargo SUBCOMMAND` (the crate `spec`) unless it is there.
+/// Installs `cargo SUBCOMMAND` at the version `spec` (`crate@version`) names,
+/// unless that version is already there.
 fn tool(subcommand: &str, spec: &str) -> io::Result<()> {
-    let present = Command::new(cargo_path())
+    let (krate, version) = spec.split_once('@').expect("a crate@version spec");
+    let installed = Command::new(cargo_path())
         .args([subcommand, "--version"])
         .output()
-        .is_ok_and(|out| out.status.success());
-    if present {
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    if installed.as_deref() == Some(&format!("{krate} {version}")) {
         return Ok(());
     }
-    eprintln!("xtask: cargo {subcommand} is missing; installing {spec}");
-    cargo(&["install", "--locked", spec], &[])
+    eprintln!(
+        "xtask: cargo {subcommand} is {}; installing {spec}",
+        installed.as_deref().unwrap_or("missing")
+    );
+    cargo(&["install", "--locked", "--force", spec], &[])
 }
 
 fn cargo_path() -> std::ffi::OsString {
@@ -200,21 +207,58 @@ fn man_pages(dir: &Path) -> io::Result<()> {
         };
         let mut roff = Vec::new();
         render(cmd, is_top, &mut roff)?;
-        write_gzip(&dir.join(format!("{name}.8.gz")), &roff)?;
+        let roff = code_in_bold(&String::from_utf8_lossy(&roff));
+        write_gzip(&dir.join(format!("{name}.8.gz")), roff.as_bytes())?;
     }
-    let config_page = fs::read(root().join("packaging/man/credsync.toml.5"))?;
-    write_gzip(&dir.join("credsync.toml.5.gz"), &config_page)
+    let config_page = fs::read_to_string(root().join("packaging/man/credsync.toml.5"))?
+        .replace("@DATE@", &release_date()?)
+        .replace("@VERSION@", &version());
+    write_gzip(&dir.join("credsync.toml.5.gz"), config_page.as_bytes())
+}
+
+/// credsync's version, as `--version` prints it.
+fn version() -> String {
+    credsync::cli::command()
+        .get_version()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The pages' date: that of the newest entry in the Debian changelog
+/// (` -- Name <mail>  Thu, 26 Nov 2026 12:00:00 +0000`), as YYYY-MM-DD, so
+/// the same source always gives the same pages.
+fn release_date() -> io::Result<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let changelog = fs::read_to_string(root().join("packaging/debian/changelog"))?;
+    let date = changelog
+        .lines()
+        .find_map(|line| line.strip_prefix(" -- "))
+        .and_then(|trailer| trailer.split_once(">  "))
+        .map(|(_, date)| date.split_whitespace().collect::<Vec<_>>());
+    match date.as_deref() {
+        Some([_, day, month, year, ..]) => {
+            let month = MONTHS.iter().position(|m| m == month).map(|m| m + 1);
+            match (day.parse::<u32>(), month) {
+                (Ok(day), Some(month)) => Ok(format!("{year}-{month:02}-{day:02}")),
+                _ => Err(io::Error::other(
+                    "packaging/debian/changelog: a date I can't read",
+                )),
+            }
+        }
+        _ => Err(io::Error::other(
+            "packaging/debian/changelog: no dated entry",
+        )),
+    }
 }
 
 fn render(cmd: clap::Command, is_top: bool, w: &mut Vec<u8>) -> io::Result<()> {
-    let version = credsync::cli::command()
-        .get_version()
-        .unwrap_or_default()
-        .to_owned();
     let man = Man::new(cmd)
         .section("8")
+        .date(release_date()?)
         .manual("System Administration")
-        .source(format!("credsync {version}"));
+        .source(format!("credsync {}", version()));
     man.render_title(w)?;
     man.render_name_section(w)?;
     man.render_synopsis_section(w)?;
@@ -262,7 +306,24 @@ fn see_also(is_top: bool) -> String {
     format!(".SH \"SEE ALSO\"\n{pages}\n")
 }
 
-/// Plain text as roff: backslashes doubled, a leading dot or quote escaped.
+/// The help texts' `code` spans (Markdown, as `--help` shows them) in bold,
+/// as man pages set commands and file names.
+fn code_in_bold(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    let mut parts = page.split('`');
+    out.push_str(parts.next().unwrap_or_default());
+    let mut bold = false;
+    for part in parts {
+        bold = !bold;
+        out.push_str(if bold { "\\fB" } else { "\\fR" });
+        out.push_str(part);
+    }
+    assert!(!bold, "an unpaired ` in a help text");
+    out
+}
+
+/// Plain text as roff: a backslash as `\e`, hyphens as `\-`, and a leading
+/// dot or quote escaped.
 fn roff_text(text: &str) -> String {
     let text = text.replace('\\', "\\e").replace('-', "\\-");
     match text.chars().next() {
