@@ -22,6 +22,8 @@ need_packages=(
     g++            # libFuzzer, which the fuzz targets (scripts/fuzz.sh) compile
     strace         # the test that watches every exec for a password
     dpkg-dev       # dpkg-shlibdeps, from which `cargo xtask deb` computes Depends
+    hyperfine      # scripts/bench.sh: whole-process timings (medians)
+    time           # scripts/bench.sh: /usr/bin/time for peak memory
 )
 
 missing=()

@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked --features fault-injection -- -D warnings
 cargo test --locked --features fault-injection
+# The benchmark harness on 1,000 accounts; every result is checked, so it can't rot.
+scripts/bench.sh --quick
 # The parsers' fuzz targets, briefly; the 10-minute runs: FUZZ_JOBS=2 scripts/fuzz.sh 600
 FUZZ_JOBS=2 scripts/fuzz.sh 20
 # The .deb and .rpm: lintian, their file lists, and the appliance story in a

@@ -2,7 +2,8 @@
 //! `recover`, `import` — goes through `apply`, which writes in one fixed order:
 //!
 //! 1. hash every new password (crypt for Linux, Argon2id for the application),
-//!    in parallel and before any lock is taken;
+//!    in parallel (`hashing_threads`: the cores, bounded by the batch's
+//!    Argon2 memory ceiling) and before any lock is taken;
 //! 2. take the locks (`Stores::lock`), re-check every user;
 //! 3. record the intents durably in the database;
 //! 4. replace `/etc/shadow` once, for the whole batch;
@@ -15,19 +16,20 @@
 
 use crate::account::UserName;
 use crate::audit::{self, Event};
-use crate::config::Config;
+use crate::config::{Argon2Config, Config};
 use crate::error::Error;
 use crate::fault;
 use crate::secret::Password;
-use crate::store::app_hash::Argon2Cost;
+use crate::store::app_hash::AppHasher;
 use crate::store::{Intent, Provenance};
 use crate::stores::Stores;
 use crate::system::crypt::{self, HashMethod, LinuxHash};
 use crate::system::shadow::{self, LastChange};
 use crate::system::{Paths, opasswd, passwd, signals};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
 /// A user's new password.
@@ -141,7 +143,8 @@ fn write_both(
 /// Adds each replaced hash to pam_pwhistory's `/etc/security/opasswd`, as
 /// pam_pwhistory does before `passwd` writes, so both tools share one
 /// history. Skipped when the policy keeps no history, or when the root has no
-/// `/etc/security` (an image or fixture without PAM's configuration).
+/// `/etc/security` (an image or fixture without PAM's configuration). A batch
+/// reads and replaces the file once, whatever its size.
 fn keep_history(paths: &Paths, config: &Config, intents: &[Intent]) -> Result<(), Error> {
     let file = paths.opasswd();
     let remember = config.policy.history;
@@ -150,17 +153,22 @@ fn keep_history(paths: &Paths, config: &Config, intents: &[Intent]) -> Result<()
     }
     let accounts = passwd::read_passwd(&paths.passwd())
         .map_err(|e| Error::Failure(format!("cannot read {}: {e}", paths.passwd().display())))?;
+    // The first account of each name, as getpwnam finds it.
+    let mut uids: HashMap<&str, u32> = HashMap::with_capacity(accounts.len());
+    for account in &accounts {
+        uids.entry(account.name.as_str()).or_insert(account.uid);
+    }
+    let remember = u32::try_from(remember).unwrap_or(u32::MAX);
+    let failed = |e: opasswd::OpasswdError| Error::Failure(e.to_string());
+    let mut history = opasswd::OpasswdFile::read(&file).map_err(failed)?;
+    let mut changed = false;
     for intent in intents {
-        let Some(uid) = accounts
-            .iter()
-            .find(|a| a.name == intent.user.as_str())
-            .map(|a| a.uid)
-        else {
-            continue;
-        };
-        let remember = u32::try_from(remember).unwrap_or(u32::MAX);
-        opasswd::record_replaced_hash(&file, &intent.user, uid, &intent.old_linux, remember)
-            .map_err(|e| Error::Failure(e.to_string()))?;
+        if let Some(&uid) = uids.get(intent.user.as_str()) {
+            changed |= history.save_old(&intent.user, uid, &intent.old_linux, remember);
+        }
+    }
+    if changed {
+        history.write(&file).map_err(failed)?;
     }
     Ok(())
 }
@@ -181,42 +189,162 @@ fn check_users_exist(shadow: &shadow::ShadowFile, changes: &[NewPassword]) -> Re
     Ok(())
 }
 
-/// Both hashes of every password, spread over the machine's cores.
+/// Both hashes of every password, spread over [`hashing_threads`] threads
+/// that take the next password from a shared counter (so one slow thread
+/// holds up no chunk), each with one Argon2 work area for all its passwords.
+/// The first failure stops the others at their next password.
 fn hash_all(
     changes: &[NewPassword],
     method: &HashMethod,
-    cost: &Argon2Cost,
+    argon2: &Argon2Config,
 ) -> Result<Vec<Hashed>, Error> {
-    let workers = thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .min(changes.len())
-        .max(1);
-    let per_worker = changes.len().div_ceil(workers).max(1);
-    thread::scope(|scope| {
-        let handles: Vec<_> = changes
-            .chunks(per_worker)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|c| hash_one(&c.password, method, cost))
-                        .collect::<Result<Vec<_>, Error>>()
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(changes.len());
-        for handle in handles {
-            let chunk = handle
-                .join()
-                .map_err(|_| Error::Failure("a hashing thread failed".into()))??;
-            all.extend(chunk);
+    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let workers = hashing_threads(changes.len(), cores, argon2);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let work = || -> Result<Vec<(usize, Hashed)>, Error> {
+        let mut hasher = AppHasher::new(&argon2.cost)?;
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(change) = changes.get(i) else { break };
+            match hash_one(&change.password, method, &mut hasher) {
+                Ok(hashed) => done.push((i, hashed)),
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
         }
-        Ok(all)
-    })
+        Ok(done)
+    };
+    let results: Vec<thread::Result<_>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut slots: Vec<Option<Hashed>> = std::iter::repeat_with(|| None)
+        .take(changes.len())
+        .collect();
+    for result in results {
+        let done = result.map_err(|_| Error::Failure("a hashing thread failed".into()))??;
+        for (i, hashed) in done {
+            slots[i] = Some(hashed);
+        }
+    }
+    slots
+        .into_iter()
+        .map(|slot| slot.ok_or_else(|| Error::Failure("a password was not hashed".into())))
+        .collect()
 }
 
-fn hash_one(password: &Password, method: &HashMethod, cost: &Argon2Cost) -> Result<Hashed, Error> {
+/// How many threads hash a batch of `items`: one per core, no more than
+/// there are passwords, and no more Argon2 work areas (`memory_kib` each)
+/// than fit in `max_batch_memory_mib` — but always one, whatever the ceiling.
+pub fn hashing_threads(items: usize, cores: usize, argon2: &Argon2Config) -> usize {
+    let ceiling_kib = u64::from(argon2.max_batch_memory_mib) * 1024;
+    let per_thread_kib = u64::from(argon2.memory_kib).max(1);
+    let fit = usize::try_from(ceiling_kib / per_thread_kib).unwrap_or(usize::MAX);
+    cores.min(items).min(fit).max(1)
+}
+
+fn hash_one(
+    password: &Password,
+    method: &HashMethod,
+    hasher: &mut AppHasher,
+) -> Result<Hashed, Error> {
     let linux = crypt::hash_password(password, method)?;
-    let app = cost.hash(password)?;
+    let app = hasher.hash(password)?;
     Ok(Hashed { linux, app })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::app_hash::Argon2Cost;
+    use crate::system::crypt::Algorithm;
+
+    fn argon2(memory_kib: u32, max_batch_memory_mib: u32) -> Argon2Config {
+        Argon2Config {
+            cost: Argon2Cost {
+                memory_kib,
+                iterations: 1,
+                parallelism: 1,
+            },
+            max_batch_memory_mib,
+        }
+    }
+
+    #[test]
+    fn threads_follow_cores_items_and_the_memory_ceiling() {
+        let default = Argon2Config::default();
+        assert_eq!(hashing_threads(1000, 2, &default), 2, "cores");
+        assert_eq!(hashing_threads(1, 8, &default), 1, "one password");
+        assert_eq!(hashing_threads(1000, 64, &default), 13, "256 MiB / 19 MiB");
+        assert_eq!(hashing_threads(1000, 8, &argon2(65_536, 256)), 4);
+        assert_eq!(
+            hashing_threads(1000, 8, &argon2(1_048_576, 256)),
+            1,
+            "at least one"
+        );
+        assert_eq!(hashing_threads(1000, 8, &argon2(8, 0)), 1);
+        assert_eq!(hashing_threads(0, 8, &default), 1);
+    }
+
+    /// A batch adds every replaced hash to pam_pwhistory's file in one
+    /// replacement, with each user's uid from passwd.
+    #[test]
+    fn a_batch_keeps_every_users_history_in_one_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let etc = tmp.path().join("etc");
+        std::fs::create_dir_all(etc.join("security")).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/sh\nann:x:1001:1001::/h:/bin/sh\nbob:x:1002:1002::/h:/bin/sh\n",
+        )
+        .unwrap();
+        let paths = Paths::under(tmp.path());
+        let intent = |user: &str, old: &str| Intent {
+            user: UserName::parse(user).unwrap(),
+            old_linux: LinuxHash::from_field(old).unwrap(),
+            new_linux: LinuxHash::from_field("$y$new").unwrap(),
+            app_hash: String::new(),
+            provenance: Provenance {
+                at: crate::clock::Now::at(0),
+                by: "root".into(),
+                source: crate::store::Source::Import,
+            },
+            must_change: false,
+        };
+        let intents = [intent("ann", "$y$ann-old"), intent("bob", "$y$bob-old")];
+        keep_history(&paths, &Config::default(), &intents).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(paths.opasswd()).unwrap(),
+            "ann:1001:1:$y$ann-old\nbob:1002:1:$y$bob-old\n"
+        );
+    }
+
+    #[test]
+    fn every_password_gets_its_own_hashes_in_order() {
+        let method = HashMethod {
+            algorithm: Algorithm::Sha512,
+            rounds: Some(1000),
+        };
+        let changes: Vec<NewPassword> = (0..7)
+            .map(|i| NewPassword {
+                user: UserName::parse(&format!("user{i}")).unwrap(),
+                password: Password::new(format!("Pass#{i}").into_bytes()).unwrap(),
+            })
+            .collect();
+        let hashed = hash_all(&changes, &method, &argon2(64, 1)).unwrap();
+        assert_eq!(hashed.len(), changes.len());
+        for (change, hashed) in changes.iter().zip(&hashed) {
+            assert!(crypt::verify(&change.password, &hashed.linux));
+            assert!(crate::store::app_hash::verify(
+                &change.password,
+                &hashed.app
+            ));
+        }
+        let other = Password::new(b"Pass#0".to_vec()).unwrap();
+        assert!(!crypt::verify(&other, &hashed[1].linux));
+    }
 }

@@ -7,6 +7,7 @@ use crate::policy::PolicyConfig;
 use crate::store::app_hash::Argon2Cost;
 use crate::system::crypt::{Algorithm, HashMethod};
 use serde::Deserialize;
+use std::ops::Deref;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub hash: HashConfig,
-    pub argon2: Argon2Cost,
+    pub argon2: Argon2Config,
     pub verify: VerifyConfig,
     pub pam: PamConfig,
     pub locks: LockConfig,
@@ -27,6 +28,67 @@ pub struct Config {
 pub struct HashConfig {
     pub method: Option<String>,
     pub rounds: Option<u32>,
+}
+
+/// `[argon2]`: the application's hash cost, and how much memory a batch
+/// (`import`) may spend on hashing at once. Reads as the [`Argon2Cost`] it
+/// holds, which is what every single hash needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(from = "Argon2Section")]
+pub struct Argon2Config {
+    pub cost: Argon2Cost,
+    /// Ceiling on Argon2 work areas in use at once, in MiB: a batch hashes
+    /// on at most this / `memory_kib` threads (and never more than the
+    /// machine's cores), but always on one.
+    pub max_batch_memory_mib: u32,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Argon2Section::default().into()
+    }
+}
+
+impl Deref for Argon2Config {
+    type Target = Argon2Cost;
+    fn deref(&self) -> &Argon2Cost {
+        &self.cost
+    }
+}
+
+/// The `[argon2]` section as written: the cost's keys and the ceiling, side by side.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Argon2Section {
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+    max_batch_memory_mib: u32,
+}
+
+impl Default for Argon2Section {
+    fn default() -> Self {
+        let cost = Argon2Cost::default();
+        Argon2Section {
+            memory_kib: cost.memory_kib,
+            iterations: cost.iterations,
+            parallelism: cost.parallelism,
+            max_batch_memory_mib: 256,
+        }
+    }
+}
+
+impl From<Argon2Section> for Argon2Config {
+    fn from(section: Argon2Section) -> Self {
+        Argon2Config {
+            cost: Argon2Cost {
+                memory_kib: section.memory_kib,
+                iterations: section.iterations,
+                parallelism: section.parallelism,
+            },
+            max_batch_memory_mib: section.max_batch_memory_mib,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -207,6 +269,7 @@ mod tests {
             })
         );
         assert_eq!(config.argon2.memory_kib, 8);
+        assert_eq!(config.argon2.max_batch_memory_mib, 256, "the default");
         assert_eq!(config.verify.groups, vec!["appsvc"]);
     }
 
@@ -220,6 +283,14 @@ mod tests {
                 .contains("rot13")
         );
         assert!(load("[argon2]\niterations = 0\n").is_err());
+        assert!(load("[argon2]\nmax_batch_memory = 64\n").is_err());
+        assert_eq!(
+            load("[argon2]\nmax_batch_memory_mib = 64\n")
+                .unwrap()
+                .argon2
+                .max_batch_memory_mib,
+            64
+        );
         let err = load("[hash]\nmethod = \"yescrypt\"\nrounds = 12\n").unwrap_err();
         assert!(err.to_string().contains("outside 1..=11"), "{err}");
         assert!(load("[hash]\nrounds = 5\n").is_err());

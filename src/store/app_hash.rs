@@ -4,8 +4,12 @@
 #![forbid(unsafe_code)]
 
 use crate::secret::Password;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{
+    ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, PasswordVerifier, Version,
+};
 use serde::Deserialize;
+use zeroize::Zeroize;
 
 /// Argon2id cost; the defaults are the `argon2` crate's (and OWASP's minimum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -35,23 +39,85 @@ pub enum AppHashError {
 }
 
 impl Argon2Cost {
-    fn hasher(&self) -> Result<Argon2<'static>, AppHashError> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|e| AppHashError::Cost(e.to_string()))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    fn params(&self) -> Result<Params, AppHashError> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| AppHashError::Cost(e.to_string()))
     }
 
     /// Checks the cost at configuration time so a bad value fails before any write.
     pub fn validate(&self) -> Result<(), AppHashError> {
-        self.hasher().map(drop)
+        self.params().map(drop)
     }
 
-    /// A fresh Argon2id PHC string for `password`, with a random salt.
+    /// A fresh Argon2id PHC string for `password`, with a random salt. For
+    /// more than one password, keep an [`AppHasher`] instead.
     pub fn hash(&self, password: &Password) -> Result<String, AppHashError> {
-        self.hasher()?
-            .hash_password(password.as_bytes())
-            .map(|phc| phc.to_string())
-            .map_err(|e| AppHashError::Hashing(e.to_string()))
+        AppHasher::new(self)?.hash(password)
+    }
+}
+
+/// An Argon2id hasher that keeps its work area (`memory_kib`) from one
+/// password to the next: a batch allocates it, and the kernel faults it in,
+/// once per thread instead of once per password. The area holds what was
+/// derived from the last password, so it is wiped when the hasher is dropped.
+pub struct AppHasher {
+    argon2: Argon2<'static>,
+    params: ParamsString,
+    blocks: Vec<Block>,
+}
+
+impl AppHasher {
+    pub fn new(cost: &Argon2Cost) -> Result<AppHasher, AppHashError> {
+        let params = cost.params()?;
+        let phc_params =
+            ParamsString::try_from(&params).map_err(|e| AppHashError::Cost(e.to_string()))?;
+        let blocks = vec![Block::new(); params.block_count()];
+        Ok(AppHasher {
+            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            params: phc_params,
+            blocks,
+        })
+    }
+
+    /// A fresh Argon2id PHC string for `password`, with a random salt: the
+    /// same string the `argon2` crate's `PasswordHasher` makes.
+    pub fn hash(&mut self, password: &Password) -> Result<String, AppHashError> {
+        let salt = argon2::password_hash::try_generate_salt()
+            .map_err(|e| AppHashError::Hashing(e.to_string()))?;
+        self.hash_with_salt(password, &salt)
+    }
+
+    fn hash_with_salt(&mut self, password: &Password, salt: &[u8]) -> Result<String, AppHashError> {
+        let failed = |e: &dyn std::fmt::Display| AppHashError::Hashing(e.to_string());
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        self.argon2
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                salt,
+                &mut out,
+                self.blocks.as_mut_slice(),
+            )
+            .map_err(|e| failed(&e))?;
+        let phc = PasswordHash {
+            algorithm: ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: self.params.clone(),
+            salt: Some(Salt::new(salt).map_err(|e| failed(&e))?),
+            hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+        };
+        Ok(phc.to_string())
+    }
+}
+
+impl AppHasher {
+    fn wipe(&mut self) {
+        self.blocks.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl Drop for AppHasher {
+    fn drop(&mut self) {
+        self.wipe();
     }
 }
 
@@ -94,6 +160,38 @@ mod tests {
             &phc
         ));
         assert!(!verify(&pw, "not a phc string"));
+    }
+
+    #[test]
+    fn a_reused_work_area_gives_the_argon2_crates_hashes() {
+        use argon2::PasswordHasher;
+        let cost = cheap();
+        let reference = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        let mut hasher = AppHasher::new(&cost).unwrap();
+        for (text, salt) in [(&b"first"[..], [1u8; 16]), (b"second", [2; 16])] {
+            let pw = Password::new(text.to_vec()).unwrap();
+            let ours = hasher.hash_with_salt(&pw, &salt).unwrap();
+            let theirs = reference.hash_password_with_salt(text, &salt).unwrap();
+            assert_eq!(ours, theirs.to_string());
+            assert!(verify(&pw, &ours));
+        }
+    }
+
+    #[test]
+    fn the_work_area_is_what_drop_wipes() {
+        let mut hasher = AppHasher::new(&cheap()).unwrap();
+        hasher
+            .hash(&Password::new(b"secret".to_vec()).unwrap())
+            .unwrap();
+        let zero = |h: &AppHasher| h.blocks.iter().all(|b| b.as_ref().iter().all(|&w| w == 0));
+        assert!(!zero(&hasher), "the last password's work is still there");
+        hasher.wipe();
+        assert_eq!(hasher.blocks.len(), 64, "the area is kept, only zeroed");
+        assert!(zero(&hasher));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use crate::account::UserName;
 use crate::system::crypt::LinuxHash;
 use crate::system::passwd::{entry_fields, lines};
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// One user's line of `/etc/shadow`, as far as credsync cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,33 +34,51 @@ pub struct Aging {
 /// (comments, blank lines, NIS lines, malformed lines) is kept as it is and
 /// ignored: credsync never rewrites a line that glibc and shadow-utils would
 /// not read as a user either.
+///
+/// The bytes are read once and kept as they are (`base`); a line is where it
+/// lies in them until a change gives it bytes of its own. So reading 100,000
+/// lines costs one pass and one allocation per user name (the index), not a
+/// copy of every line; serialising is one buffer, written in one go. The
+/// bytes, the lines' places and the index are shared between clones: a copy
+/// to change (as every writer takes) costs nothing until it changes a line.
 #[derive(Debug, Clone, Default)]
 pub struct ShadowFile {
-    lines: Vec<Vec<u8>>,
+    /// Where each line (with its `\n`) lies in `base`.
+    spans: Arc<Vec<Range<usize>>>,
+    /// Lines changed since `base`, by line number.
+    changed: HashMap<usize, Vec<u8>>,
     /// Line number of each user's first entry, so lookups don't re-parse the
     /// file (a batch looks up every user it changes). Changing a password
     /// keeps the name, so the index stays true.
-    index: HashMap<String, usize>,
+    index: Arc<HashMap<String, usize>>,
     /// The content on disk this file derives from, so a write can refuse to
     /// overwrite a file that changed since (a lost update). Moved forward by a
     /// successful write: `file` can then be changed and written again, while a
     /// clone taken before the write cannot undo it.
-    base: Vec<u8>,
+    base: Arc<Vec<u8>>,
 }
 
 impl ShadowFile {
     pub fn parse(raw: Vec<u8>) -> Self {
-        let lines: Vec<Vec<u8>> = lines(&raw).map(<[u8]>::to_vec).collect();
-        let mut index = HashMap::new();
-        for (i, line) in lines.iter().enumerate() {
-            if let Some(entry) = parse_entry(line) {
-                index.entry(entry.name).or_insert(i);
+        let spans = spans(&raw);
+        let mut index = HashMap::with_capacity(spans.len());
+        for (i, span) in spans.iter().enumerate() {
+            if let Some(name) = entry_name(&raw[span.clone()]) {
+                index.entry(name.to_owned()).or_insert(i);
             }
         }
         ShadowFile {
-            lines,
-            index,
-            base: raw,
+            spans: Arc::new(spans),
+            changed: HashMap::new(),
+            index: Arc::new(index),
+            base: Arc::new(raw),
+        }
+    }
+
+    fn line(&self, index: usize) -> &[u8] {
+        match self.changed.get(&index) {
+            Some(line) => line,
+            None => &self.base[self.spans[index].clone()],
         }
     }
 
@@ -70,7 +90,9 @@ impl ShadowFile {
     /// Every entry, in file order (for the parser's tests; commands look users up).
     #[cfg(test)]
     pub fn entries(&self) -> Vec<ShadowEntry> {
-        self.lines.iter().filter_map(|l| parse_entry(l)).collect()
+        (0..self.spans.len())
+            .filter_map(|i| parse_entry(self.line(i)))
+            .collect()
     }
 
     /// Sets fields 2 and 3 of `user`'s first entry; the other seven fields and
@@ -80,10 +102,10 @@ impl ShadowFile {
         let Some((index, _)) = self.find(user) else {
             return false;
         };
-        let line = &self.lines[index];
+        let line = self.line(index);
         let (content, ending) = match line.strip_suffix(b"\n") {
             Some(content) => (content, &b"\n"[..]),
-            None => (&line[..], &b""[..]),
+            None => (line, &b""[..]),
         };
         let fields: Vec<&[u8]> = content.split(|&b| b == b':').collect();
         let last_change = last_change_field(last);
@@ -98,7 +120,7 @@ impl ShadowFile {
             new.extend_from_slice(field);
         }
         new.extend_from_slice(ending);
-        self.lines[index] = new;
+        self.changed.insert(index, new);
         true
     }
 
@@ -106,7 +128,7 @@ impl ShadowFile {
     /// a password lasts, days of warning; `None` for an empty or unreadable field.
     pub fn aging(&self, user: &UserName) -> Option<Aging> {
         let (index, _) = self.find(user)?;
-        let fields = entry_fields(&self.lines[index], 9)?;
+        let fields = entry_fields(self.line(index), 9)?;
         let days = |field: &str| field.parse::<i64>().ok().filter(|&d| d >= 0);
         Some(Aging {
             min: days(fields[3]),
@@ -129,7 +151,7 @@ impl ShadowFile {
 
     fn day_field(&self, user: &UserName, slot: usize) -> Option<i64> {
         let (index, _) = self.find(user)?;
-        let fields = entry_fields(&self.lines[index], 9)?;
+        let fields = entry_fields(self.line(index), 9)?;
         fields[slot].parse::<i64>().ok().filter(|&d| d >= 0)
     }
 
@@ -139,10 +161,10 @@ impl ShadowFile {
         let Some((index, _)) = self.find(user) else {
             return false;
         };
-        let line = &self.lines[index];
+        let line = self.line(index);
         let (content, ending) = match line.strip_suffix(b"\n") {
             Some(content) => (content, &b"\n"[..]),
-            None => (&line[..], &b""[..]),
+            None => (line, &b""[..]),
         };
         let mut fields: Vec<Vec<u8>> = content.split(|&b| b == b':').map(<[u8]>::to_vec).collect();
         for (slot, value) in [(3, aging.min), (4, aging.max), (5, aging.warn)] {
@@ -152,12 +174,21 @@ impl ShadowFile {
         }
         let mut new = fields.join(&b':');
         new.extend_from_slice(ending);
-        self.lines[index] = new;
+        self.changed.insert(index, new);
         true
     }
 
+    /// The whole file, changed lines included, in one buffer.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.lines.concat()
+        if self.changed.is_empty() {
+            return self.base.to_vec();
+        }
+        let grown: usize = self.changed.values().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(self.base.len() + grown);
+        for i in 0..self.spans.len() {
+            out.extend_from_slice(self.line(i));
+        }
+        out
     }
 
     /// The content on disk this file derives from.
@@ -167,13 +198,48 @@ impl ShadowFile {
 
     /// Records that `written` (this file's bytes) is now on disk.
     pub(super) fn written(&mut self, written: Vec<u8>) {
-        self.base = written;
+        // Same lines, same numbers (a change never adds or removes one), so
+        // the index still holds.
+        self.spans = Arc::new(spans(&written));
+        self.changed.clear();
+        self.base = Arc::new(written);
     }
 
     fn find(&self, user: &UserName) -> Option<(usize, ShadowEntry)> {
         let &index = self.index.get(user.as_str())?;
-        parse_entry(&self.lines[index]).map(|entry| (index, entry))
+        parse_entry(self.line(index)).map(|entry| (index, entry))
     }
+}
+
+/// Each line of `raw` with its `\n` (the last one may have none).
+fn spans(raw: &[u8]) -> Vec<Range<usize>> {
+    let mut spans = Vec::with_capacity(raw.len() / 64 + 1);
+    let mut start = 0;
+    for line in lines(raw) {
+        spans.push(start..start + line.len());
+        start += line.len();
+    }
+    spans
+}
+
+/// The user name of a line that is an entry (what `parse_entry` accepts),
+/// without building the entry.
+fn entry_name(line: &[u8]) -> Option<&str> {
+    let content = line.strip_suffix(b"\n").unwrap_or(line);
+    let text = std::str::from_utf8(content).ok()?;
+    if text.contains('\r') {
+        return None;
+    }
+    let mut fields = text.split(':');
+    let name = fields.next()?;
+    let hash = fields.next()?;
+    let last_change = fields.next()?;
+    let not_local = [' ', '\t', '\x0b', '\x0c', '#', '+', '-'];
+    if fields.count() != 6 || name.is_empty() || name.starts_with(not_local) || hash.contains('\0')
+    {
+        return None;
+    }
+    parse_last_change(last_change).map(|_| name)
 }
 
 fn parse_entry(line: &[u8]) -> Option<ShadowEntry> {
@@ -307,6 +373,52 @@ mod tests {
         for ignored in ["eight", "ten", "crlf", "badday", "nisuser"] {
             assert_eq!(file.entry(&user(ignored)), None, "{ignored}");
         }
+    }
+
+    /// The index (`entry_name`) takes exactly the lines `parse_entry` reads
+    /// as users, whatever a line holds.
+    #[test]
+    fn the_index_and_the_parser_agree_on_every_line() {
+        let odd: &[&[u8]] = &[
+            b"n\0ul:*:1::::::\n",
+            b"nul:*\0x:1::::::\n",
+            b"nul:*:1::::::\0\n",
+            b"crlf:*:1::::::\r\n",
+            b"short:*:1\n",
+            b"long:*:1:::::::\n",
+            b"neg:*:-1::::::",
+            b"bad:*:1x::::::",
+            b"\xff:*:1::::::\n",
+            b":*:1::::::\n",
+        ];
+        for line in lines(NASTY).chain(odd.iter().copied()) {
+            assert_eq!(
+                entry_name(line),
+                parse_entry(line).map(|e| e.name).as_deref(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn written_moves_the_base_and_keeps_the_index() {
+        let mut file = ShadowFile::parse(NASTY.to_vec());
+        let alice = user("alice");
+        file.set_password(&alice, &hash("$y$new"), LastChange::Day(20000));
+        let bytes = file.to_bytes();
+        file.written(bytes.clone());
+        assert_eq!(file.base(), &bytes[..]);
+        assert_eq!(file.to_bytes(), bytes);
+        assert_eq!(file.entry(&alice).unwrap().hash, hash("$y$new"));
+        file.set_password(&alice, &hash("$y$again"), LastChange::MustChange);
+        assert_eq!(
+            ShadowFile::parse(file.to_bytes())
+                .entry(&alice)
+                .unwrap()
+                .hash,
+            hash("$y$again")
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub use file::{Aging, ShadowEntry, ShadowFile};
 
 use super::Paths;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Field 3 of a shadow entry.
@@ -171,12 +172,31 @@ impl ShadowLock {
 pub fn read_unlocked(paths: &Paths) -> Result<ShadowFile, ShadowError> {
     let path = paths.shadow();
     match std::fs::read(&path) {
-        Ok(raw) => Ok(ShadowFile::parse(raw)),
+        Ok(raw) => Ok(parsed(&path, raw)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ShadowError::Missing {
             path: path.display().to_string(),
         }),
         Err(source) => Err(io_error("read", &path, source)),
     }
+}
+
+/// The file parsed from `raw`. One command reads shadow several times (the
+/// caller's password, the policy, the users to change, then under the
+/// locks); the bytes are read each time, but parsed once: the last file
+/// parsed is kept, and handed out again while what is read is the same,
+/// byte for byte.
+fn parsed(path: &Path, raw: Vec<u8>) -> ShadowFile {
+    static LAST: Mutex<Option<(PathBuf, ShadowFile)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((seen, file)) = last.as_ref()
+        && seen == path
+        && file.base() == raw.as_slice()
+    {
+        return file.clone();
+    }
+    let file = ShadowFile::parse(raw);
+    *last = Some((path.to_path_buf(), file.clone()));
+    file
 }
 
 #[cfg(test)]
@@ -333,6 +353,31 @@ mod tests {
         drop(lock);
         assert_eq!(fx.listing(), [".pwd.lock", "shadow", "shadow-"]);
         assert!(lockable_by_another_process(&fx.file(".pwd.lock")));
+    }
+
+    /// A file parsed once is handed out again only while the bytes on disk
+    /// are the same: an outside change of the same length is seen at once.
+    #[test]
+    fn a_read_never_returns_a_stale_parse() {
+        let fx = Fixture::with_shadow(OLD);
+        let first = read_unlocked(&fx.paths).unwrap();
+        assert_eq!(read_unlocked(&fx.paths).unwrap().to_bytes(), OLD);
+        let changed = String::from_utf8(OLD.to_vec())
+            .unwrap()
+            .replace("oldhash", "newhash");
+        std::fs::write(fx.paths.shadow(), &changed).unwrap();
+        let again = read_unlocked(&fx.paths).unwrap();
+        assert_eq!(again.to_bytes(), changed.as_bytes());
+        assert_eq!(
+            again.entry(&alice()).unwrap().hash.as_str(),
+            "$y$j9T$old$newhash"
+        );
+        assert_eq!(first.to_bytes(), OLD, "an earlier copy keeps its bytes");
+        let other = Fixture::with_shadow(&OLD[..OLD.len() - 1]);
+        assert_eq!(
+            read_unlocked(&other.paths).unwrap().to_bytes(),
+            &OLD[..OLD.len() - 1]
+        );
     }
 
     #[test]
