@@ -10,6 +10,7 @@
 //! stopped by its `locked:stop` fault point — and watch the other wait.
 
 use super::harness::{FAST_CONFIG, Outcome, Sandbox, exit};
+use super::hostile::wait_for;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -20,19 +21,6 @@ const LOAD: Duration = Duration::from_secs(15);
 /// cost has no bearing on how the locks are taken.
 const LOAD_CONFIG: &str = "[argon2]\nmemory_kib = 1024\niterations = 1\n\
                            [locks]\ntimeout_secs = 1\n";
-
-/// Waits until `ready` gives a value, polling; fails the test after `limit`.
-#[track_caller]
-fn wait_for<T>(what: &str, limit: Duration, mut ready: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = ready() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// The process named in the sandbox's `/etc/shadow.lock` (shadow-utils'
 /// format, `"<pid>\0"`), if the file exists.
@@ -709,7 +697,7 @@ fn credsync_is_busy_while_vipw_holds_the_password_files() {
             s.spawn(|| sandbox.root_sh(&format!("EDITOR={} exec vipw -s", editor.display()), ""));
         // Opening the FIFO without blocking succeeds once the editor reads it:
         // vipw holds its locks and waits for its editor.
-        let release = wait_for("vipw's editor", Duration::from_secs(20), || {
+        let release = wait_for(20, "vipw's editor", || {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()
                 .write(true)
@@ -840,14 +828,10 @@ mod held_by_credsync {
     impl Stopped {
         /// Waits until the credsync run is stopped holding `shadow.lock`.
         fn wait(sandbox: &Sandbox) -> Stopped {
-            let pid = wait_for(
-                "credsync to stop holding the locks",
-                Duration::from_secs(30),
-                || {
-                    shadow_lock_holder(sandbox)
-                        .filter(|&pid| is_stopped(pid) && command_name(pid) == "credsync")
-                },
-            );
+            let pid = wait_for(30, "credsync to stop holding the locks", || {
+                shadow_lock_holder(sandbox)
+                    .filter(|&pid| is_stopped(pid) && command_name(pid) == "credsync")
+            });
             Stopped {
                 pid,
                 resumed: false,
@@ -900,15 +884,11 @@ mod held_by_credsync {
             let stopped = Stopped::wait(&sandbox);
 
             let passwd = s.spawn(|| sandbox.root_tool("passwd", &["-l", "alice"], ""));
-            wait_for(
-                "passwd to wait for .pwd.lock",
-                Duration::from_secs(10),
-                || {
-                    waiting_for_pwd_lock(&sandbox)
-                        .into_iter()
-                        .find(|&pid| command_name(pid) == "passwd")
-                },
-            );
+            wait_for(10, "passwd to wait for .pwd.lock", || {
+                waiting_for_pwd_lock(&sandbox)
+                    .into_iter()
+                    .find(|&pid| command_name(pid) == "passwd")
+            });
             let passwd = passwd.join().unwrap();
             let passwd = passwd.expect_code(exit::BUSY, "passwd -l while credsync holds the locks");
             assert!(passwd.stderr.contains("cannot lock"), "{passwd}");
@@ -950,15 +930,11 @@ mod held_by_credsync {
 
             let chpasswd =
                 s.spawn(|| sandbox.root_tool("chpasswd", &[], &format!("alice:{LATER}\n")));
-            wait_for(
-                "chpasswd to wait for .pwd.lock",
-                Duration::from_secs(10),
-                || {
-                    waiting_for_pwd_lock(&sandbox)
-                        .into_iter()
-                        .find(|&pid| command_name(pid) == "chpasswd")
-                },
-            );
+            wait_for(10, "chpasswd to wait for .pwd.lock", || {
+                waiting_for_pwd_lock(&sandbox)
+                    .into_iter()
+                    .find(|&pid| command_name(pid) == "chpasswd")
+            });
             assert!(!chpasswd.is_finished(), "chpasswd did not wait");
             assert_eq!(sandbox.shadow(), before, "/etc/shadow changed meanwhile");
 

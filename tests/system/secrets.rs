@@ -242,6 +242,18 @@ fn syslog_hears_of_every_change_but_never_a_password() {
 // ---- a change in progress ---------------------------------------------------------------
 
 /// `/proc/<pid>/{cmdline,environ}` as bytes, and the core size limit.
+/// The pid a test's shell wrote to `dir/pid` (written whole, by rename)
+/// as it started the change.
+fn started_pid(dir: &Path) -> u32 {
+    wait_for(20, "the change to start", || {
+        fs::read_to_string(dir.join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 fn proc_view(pid: u32) -> (Vec<u8>, Vec<u8>, String) {
     let read = |what: &str| fs::read(format!("/proc/{pid}/{what}")).unwrap();
     let limits = String::from_utf8(read("limits")).unwrap();
@@ -300,13 +312,7 @@ fn a_change_in_progress_shows_a_password_nowhere() {
                 &format!("{RECOVERED}\n"),
             )
         });
-        let pid: u32 = wait_for(20, "the change to start", || {
-            fs::read_to_string(scratch.join("pid"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
+        let pid = started_pid(&scratch);
         wait_for(30, "the change to stop after recording its intent", || {
             proc_status(pid, "State").filter(|s| s.starts_with('T'))
         });
@@ -415,13 +421,7 @@ fn a_setuid_run_becomes_root_entirely_and_cannot_dump_core() {
                  exec \"$CREDSYNC\" passwd --stdin < {dir}/feed"
             ))
         });
-        let pid: u32 = wait_for(20, "the change to start", || {
-            fs::read_to_string(scratch.join("pid"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
+        let pid = started_pid(&scratch);
         // Opens once the shell has opened the other end (no reader: ENXIO).
         let mut input = wait_for(20, "the shell to open its input", || {
             fs::OpenOptions::new()

@@ -190,6 +190,9 @@ fn man_pages(dir: &Path) -> io::Result<()> {
         .long_about(DESCRIPTION)
         .subcommand_help_heading("COMMANDS");
     top.build();
+    // Every page carries the same date and version.
+    let date = release_date()?;
+    let version = top.get_version().unwrap_or_default().to_owned();
     let mut pages = vec![(top.clone(), true)];
     for sub in top.get_subcommands() {
         pages.push((sub.clone(), false));
@@ -206,22 +209,14 @@ fn man_pages(dir: &Path) -> io::Result<()> {
             None => return Err(io::Error::other(format!("{name}: no DESCRIPTION written"))),
         };
         let mut roff = Vec::new();
-        render(cmd, is_top, &mut roff)?;
+        render(cmd, is_top, &date, &version, &mut roff)?;
         let roff = code_in_bold(&String::from_utf8_lossy(&roff));
         write_gzip(&dir.join(format!("{name}.8.gz")), roff.as_bytes())?;
     }
     let config_page = fs::read_to_string(root().join("packaging/man/credsync.toml.5"))?
-        .replace("@DATE@", &release_date()?)
-        .replace("@VERSION@", &version());
+        .replace("@DATE@", &date)
+        .replace("@VERSION@", &version);
     write_gzip(&dir.join("credsync.toml.5.gz"), config_page.as_bytes())
-}
-
-/// credsync's version, as `--version` prints it.
-fn version() -> String {
-    credsync::cli::command()
-        .get_version()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// The pages' date: that of the newest entry in the Debian changelog
@@ -253,12 +248,18 @@ fn release_date() -> io::Result<String> {
     }
 }
 
-fn render(cmd: clap::Command, is_top: bool, w: &mut Vec<u8>) -> io::Result<()> {
+fn render(
+    cmd: clap::Command,
+    is_top: bool,
+    date: &str,
+    version: &str,
+    w: &mut Vec<u8>,
+) -> io::Result<()> {
     let man = Man::new(cmd)
         .section("8")
-        .date(release_date()?)
+        .date(date)
         .manual("System Administration")
-        .source(format!("credsync {}", version()));
+        .source(format!("credsync {version}"));
     man.render_title(w)?;
     man.render_name_section(w)?;
     man.render_synopsis_section(w)?;

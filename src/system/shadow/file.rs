@@ -99,29 +99,10 @@ impl ShadowFile {
     /// the line ending keep their bytes. Returns false, changing nothing, if
     /// the user has no entry.
     pub fn set_password(&mut self, user: &UserName, hash: &LinuxHash, last: LastChange) -> bool {
-        let Some((index, _)) = self.find(user) else {
-            return false;
-        };
-        let line = self.line(index);
-        let (content, ending) = match line.strip_suffix(b"\n") {
-            Some(content) => (content, &b"\n"[..]),
-            None => (line, &b""[..]),
-        };
-        let fields: Vec<&[u8]> = content.split(|&b| b == b':').collect();
-        let last_change = last_change_field(last);
-        let mut new = Vec::with_capacity(line.len() + hash.as_str().len());
-        new.extend_from_slice(fields[0]);
-        new.push(b':');
-        new.extend_from_slice(hash.as_str().as_bytes());
-        new.push(b':');
-        new.extend_from_slice(last_change.as_bytes());
-        for field in &fields[3..] {
-            new.push(b':');
-            new.extend_from_slice(field);
-        }
-        new.extend_from_slice(ending);
-        self.changed.insert(index, new);
-        true
+        self.edit_fields(user, |fields| {
+            fields[1] = hash.as_str().as_bytes().to_vec();
+            fields[2] = last_change_field(last).into_bytes();
+        })
     }
 
     /// Fields 4 to 6 of `user`'s line: days before a change is allowed, days
@@ -129,7 +110,6 @@ impl ShadowFile {
     pub fn aging(&self, user: &UserName) -> Option<Aging> {
         let (index, _) = self.find(user)?;
         let fields = entry_fields(self.line(index), 9)?;
-        let days = |field: &str| field.parse::<i64>().ok().filter(|&d| d >= 0);
         Some(Aging {
             min: days(fields[3]),
             max: days(fields[4]),
@@ -152,12 +132,26 @@ impl ShadowFile {
     fn day_field(&self, user: &UserName, slot: usize) -> Option<i64> {
         let (index, _) = self.find(user)?;
         let fields = entry_fields(self.line(index), 9)?;
-        fields[slot].parse::<i64>().ok().filter(|&d| d >= 0)
+        days(fields[slot])
     }
 
     /// Sets fields 4 to 6 of `user`'s line where `aging` has a value, and
     /// leaves the others as they are. Returns whether the user was found.
     pub fn set_aging(&mut self, user: &UserName, aging: Aging) -> bool {
+        self.edit_fields(user, |fields| {
+            for (slot, value) in [(3, aging.min), (4, aging.max), (5, aging.warn)] {
+                if let Some(days) = value {
+                    fields[slot] = days.to_string().into_bytes();
+                }
+            }
+        })
+    }
+
+    /// Rewrites `user`'s first line through `edit`, which sees its fields
+    /// split at `:`; fields `edit` leaves alone, and the line ending, keep
+    /// their bytes. Returns false, changing nothing, if the user has no entry
+    /// (an entry has all nine fields, so `edit` may index any of them).
+    fn edit_fields(&mut self, user: &UserName, edit: impl FnOnce(&mut [Vec<u8>])) -> bool {
         let Some((index, _)) = self.find(user) else {
             return false;
         };
@@ -167,11 +161,7 @@ impl ShadowFile {
             None => (line, &b""[..]),
         };
         let mut fields: Vec<Vec<u8>> = content.split(|&b| b == b':').map(<[u8]>::to_vec).collect();
-        for (slot, value) in [(3, aging.min), (4, aging.max), (5, aging.warn)] {
-            if let Some(days) = value {
-                fields[slot] = days.to_string().into_bytes();
-            }
-        }
+        edit(&mut fields);
         let mut new = fields.join(&b':');
         new.extend_from_slice(ending);
         self.changed.insert(index, new);
@@ -271,6 +261,11 @@ fn parse_last_change(field: &str) -> Option<LastChange> {
 
 /// Field 3 as shadow-utils and pam_unix write it. A computed day of 0 (or a
 /// nonsensical negative one) is written empty, because `0` would force a change.
+/// A count of days in fields 4 to 8; `None` when empty or unreadable.
+fn days(field: &str) -> Option<i64> {
+    field.parse::<i64>().ok().filter(|&d| d >= 0)
+}
+
 fn last_change_field(last: LastChange) -> String {
     match last {
         LastChange::Unset => String::new(),
