@@ -11,6 +11,8 @@ need_packages=(
     libpwquality-dev  # link libpwquality, the site's pwquality.conf rules
     cracklib-runtime  # cracklib's dictionary, without which pwquality fails every password
     libpam-modules # pam_unix, pam_exec, pam_debug, pam_faillock, pam_pwhistory used by the tests
+    libpam-pwquality  # pam_pwquality, which real passwd runs in the policy tests
+    libaudit-dev   # link libaudit: audit records like shadow-utils'
     libpam-modules-bin # faillock(8), which must list the failures credsync records
     pamtester      # checks a password through the real PAM stack
     passwd login   # shadow-utils: chpasswd, passwd, pwck, useradd

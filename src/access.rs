@@ -10,7 +10,7 @@ use crate::audit::{self, Event};
 use crate::error::Error;
 use crate::secret::Password;
 use crate::system::passwd::{read_group, read_passwd};
-use crate::system::{Paths, crypt, pam, shadow};
+use crate::system::{Paths, crypt, linux_audit, pam, shadow};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -18,6 +18,9 @@ pub struct Caller {
     pub uid: u32,
     /// Names of every group the caller belongs to (primary and supplementary).
     pub groups: Vec<String>,
+    /// The login uid of the human behind the call (`sudo` keeps it), for the
+    /// record's provenance and the logs; `None` when the session has none.
+    pub login_uid: Option<u32>,
 }
 
 impl Caller {
@@ -54,6 +57,7 @@ impl Caller {
             name,
             uid: real_uid,
             groups,
+            login_uid: linux_audit::login_uid(),
         })
     }
 
@@ -123,6 +127,7 @@ mod tests {
             name: UserName::parse(name).unwrap(),
             uid,
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            login_uid: None,
         }
     }
 

@@ -61,6 +61,12 @@ pub fn apply(
     check_users_exist(&shadow::read_unlocked(paths)?, &request.changes)?;
     let hashed = hash_all(&request.changes, method, &config.argon2)?;
 
+    // From before the first lock to after the last release, signals wait
+    // (`ShadowLock` holds its own too); a signal that came meanwhile is
+    // dropped once the locks are gone: the change is finished and reported
+    // either way (an interrupted one would be finished by the next command,
+    // but a whole one is better).
+    let held = signals::Blocked::new();
     let mut stores = Stores::lock(paths, config, store_owner)?;
     check_users_exist(&stores.shadow, &request.changes)?;
     let intents: Vec<Intent> = request
@@ -81,20 +87,21 @@ pub fn apply(
         })
         .collect();
 
-    // From the first write to the last, signals wait; the locks go before
-    // the hold ends, and a signal that came meanwhile is dropped: the change
-    // is finished and reported either way (an interrupted one would be
-    // finished by the next command, but a whole one is better).
-    let held = signals::Blocked::new();
     let written = write_both(paths, config, &mut stores, &intents, &request);
     drop(stores);
     held.discard_pending();
-    written?;
+    if let Err(e) = written {
+        for intent in &intents {
+            audit::log_failed_change(&intent.user, intent.provenance.source.as_str());
+        }
+        return Err(e);
+    }
     for intent in &intents {
         audit::log(Event::Changed {
             user: &intent.user,
             by: &intent.provenance.by,
             how: intent.provenance.source.as_str(),
+            auid: intent.provenance.auid,
         });
     }
     Ok(())

@@ -1,20 +1,25 @@
 //! The drift rules: what `sync` does at every service start so that no
 //! deliberate change, made on either side, is lost. For each managed user the
-//! record's Linux hash is compared with the one in `/etc/shadow`:
+//! record's Linux hash is compared with the password in `/etc/shadow` (its
+//! hash with any lock mark taken off):
 //!
-//! - equal: in sync;
-//! - equal but for a lock (`!`) in front: Linux locked or unlocked the account
-//!   (`passwd -l`/`-u`, `usermod -L`/`-U`) — always a deliberate act there;
-//!   the record **adopts** it, even when the unlocked hash is in the history
-//!   because an earlier `sync` adopted the lock;
+//! - equal: in sync. What Linux changed around the same password is followed,
+//!   never treated as a new password: a lock or an unlock (`passwd -l`/`-u`,
+//!   `usermod -L`/`-U`) sets the record's `locked` column (locking ends the
+//!   user's application sessions), and a forced change (`passwd -e`,
+//!   `chage -d 0`: field 3 = 0) set or lifted there sets `must_change`;
+//!   history, `changed_at`, `source` and the Argon2id hash stay;
 //! - different, and shadow holds a hash the record has already replaced (its
 //!   history, which starts with the hash a user had before enrolment): Linux was
-//!   rolled back or re-imaged, whatever the day says; **restore** the record's;
+//!   rolled back or re-imaged, whatever the day says; **restore** the record's
+//!   (with its lock state and forced change);
 //! - different, and shadow's last-change day is before the record's: a rollback
 //!   too; **restore**;
 //! - otherwise — shadow's day is on or after the record's, or carries no day at
 //!   all (empty, or `0` after `passwd -e`): Linux was changed outside credsync;
-//!   the record **adopts** the shadow hash;
+//!   the record **adopts** the shadow hash, its lock and its forced change (an
+//!   empty password, `passwd -d`, is adopted with a warning: `verify` refuses
+//!   it);
 //! - no shadow entry: reported, nothing changed;
 //! - an intent still pending: finished first (`Stores::lock`).
 #![forbid(unsafe_code)]
@@ -23,7 +28,7 @@ use crate::account::UserName;
 use crate::audit::{self, Event};
 use crate::clock::Now;
 use crate::error::Error;
-use crate::store::{Intent, Record, Source, Store};
+use crate::store::{FlagChange, Intent, Record, Source, Store};
 use crate::stores::Stores;
 use crate::system::crypt::LinuxHash;
 use crate::system::shadow::{LastChange, ShadowEntry, ShadowFile};
@@ -62,23 +67,28 @@ pub fn classify(
     let Some(entry) = entry else {
         return Ok(Drift::NoAccount);
     };
-    if entry.hash == record.linux_hash {
+    let password = entry.hash.unlocked();
+    if password == record.linux_hash {
         return Ok(Drift::InSync);
     }
-    if without_lock(&entry.hash) == without_lock(&record.linux_hash) {
-        return Ok(Drift::LinuxNewer);
-    }
     let older_day = matches!(entry.last_change, LastChange::Day(day) if day < record.changed_day);
-    Ok(if older_day || replaced(&entry.hash)? {
+    Ok(if older_day || replaced(&password)? {
         Drift::RecordNewer
     } else {
         Drift::LinuxNewer
     })
 }
 
-/// A hash with its lock marks (leading `!`) taken off.
-fn without_lock(hash: &LinuxHash) -> &str {
-    hash.as_str().trim_start_matches('!')
+/// What an in-sync record says once it follows Linux's lock and forced
+/// change: `None` when it says that already.
+fn followed(record: &Record, entry: &ShadowEntry) -> Option<Record> {
+    let locked = entry.hash.is_locked();
+    let must_change = entry.last_change == LastChange::MustChange;
+    (record.locked != locked || record.must_change != must_change).then(|| Record {
+        locked,
+        must_change,
+        ..record.clone()
+    })
 }
 
 /// `classify` against the store's history.
@@ -112,10 +122,18 @@ pub fn survey(
     };
     let mut findings = Vec::with_capacity(records.len() + in_flight.len());
     for record in records {
+        let entry = shadow.entry(&record.user);
         let state = if in_flight.remove(&record.user).is_some() {
             Drift::Pending
         } else {
-            drift(store, &record, shadow.entry(&record.user).as_ref())?
+            drift(store, &record, entry.as_ref())?
+        };
+        // In sync, the lock and the forced change are Linux's, as the next
+        // `sync` will write them: the record is never shown contradicting
+        // shadow.
+        let record = match (&state, &entry) {
+            (Drift::InSync, Some(entry)) => followed(&record, entry).unwrap_or(record),
+            _ => record,
         };
         findings.push((record, state));
     }
@@ -132,10 +150,27 @@ pub fn survey(
 }
 
 /// Reconciles every managed user and returns what it found, record by record
-/// as it was before. Restorations are written to shadow in one replacement;
-/// adoptions to the record in one transaction; with no drift, nothing is
-/// copied or written.
+/// as it was before (in sync, with Linux's lock and forced change).
+/// Restorations are written to shadow in one replacement; adoptions and
+/// followed locks and forced changes to the record in one transaction each;
+/// with no drift, nothing is copied or written.
 pub fn sync(stores: &mut Stores, now: Now) -> Result<Vec<(Record, Drift)>, Error> {
+    let flags: Vec<FlagChange> = stores
+        .store
+        .records()?
+        .iter()
+        .filter_map(|record| {
+            let entry = stores.shadow.entry(&record.user)?;
+            let in_sync = entry.hash.unlocked() == record.linux_hash;
+            let now_says = followed(record, &entry).filter(|_| in_sync)?;
+            Some(FlagChange {
+                user: record.user.clone(),
+                locked: now_says.locked,
+                must_change: now_says.must_change,
+                lock_changed: now_says.locked != record.locked,
+            })
+        })
+        .collect();
     let findings = survey(Some(&stores.store), &stores.shadow, None)?;
     let with = |wanted: Drift| {
         findings
@@ -149,12 +184,28 @@ pub fn sync(stores: &mut Stores, now: Now) -> Result<Vec<(Record, Drift)>, Error
         let mut restored = stores.shadow.clone();
         for record in &restorations {
             let last_change = LastChange::after_change(record.changed_day, record.must_change);
-            restored.set_password(&record.user, &record.linux_hash, last_change);
+            restored.set_password(&record.user, &record.shadow_hash(), last_change);
         }
         stores.lock.write(&mut restored)?;
         stores.shadow = restored;
         for record in restorations {
             audit::log(Event::Restored { user: &record.user });
+        }
+    }
+
+    if !flags.is_empty() {
+        stores.store.follow_flags(&flags)?;
+        for change in &flags {
+            audit::log(if !change.lock_changed {
+                Event::MustChangeFollowed {
+                    user: &change.user,
+                    must_change: change.must_change,
+                }
+            } else if change.locked {
+                Event::LockFollowed { user: &change.user }
+            } else {
+                Event::UnlockFollowed { user: &change.user }
+            });
         }
     }
 
@@ -170,19 +221,24 @@ pub fn sync(stores: &mut Stores, now: Now) -> Result<Vec<(Record, Drift)>, Error
     if !adoptions.is_empty() {
         stores.store.adopt(&adoptions, now)?;
         for record in &adoptions {
-            audit::log(Event::Adopted { user: &record.user });
+            audit::log(if record.linux_hash.is_empty() {
+                Event::AdoptedNoPassword { user: &record.user }
+            } else {
+                Event::Adopted { user: &record.user }
+            });
         }
     }
     Ok(findings)
 }
 
-/// The record after taking over a Linux change. The Argon2id hash can't be
-/// derived without the password, so it is left empty until `verify` sees it.
+/// The record after taking over a Linux change, with its lock. The Argon2id
+/// hash can't be derived without the password, so it is left empty until
+/// `verify` sees it.
 fn adopted(record: &Record, entry: &ShadowEntry, now: Now) -> Record {
     Record {
         user: record.user.clone(),
         app_hash: None,
-        linux_hash: entry.hash.clone(),
+        linux_hash: entry.hash.unlocked(),
         changed_day: match entry.last_change {
             LastChange::Day(day) => day,
             LastChange::Unset | LastChange::MustChange => now.day,
@@ -192,6 +248,8 @@ fn adopted(record: &Record, entry: &ShadowEntry, now: Now) -> Record {
         source: Source::Adopted,
         session_epoch: record.session_epoch,
         must_change: entry.last_change == LastChange::MustChange,
+        locked: entry.hash.is_locked(),
+        changed_by_auid: None,
     }
 }
 

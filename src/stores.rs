@@ -53,7 +53,11 @@ impl Stores {
         self.store.complete_intents(&reached)?;
         self.store.abandon_intents(&lost)?;
         for intent in &reached {
-            audit::log(Event::Finished { user: &intent.user });
+            audit::log(Event::Finished {
+                user: &intent.user,
+                by: &intent.provenance.by,
+                how: intent.provenance.source.as_str(),
+            });
         }
         Ok(())
     }

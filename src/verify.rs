@@ -9,6 +9,14 @@
 //! account rules on shadow's aging fields after it ([`expiry`]), so a
 //! password that has expired, or an account Linux has expired, is refused
 //! here as it is at a login.
+//!
+//! Some accounts `verify` can never accept: one credsync doesn't manage, one
+//! locked in Linux, one without a password (`passwd -d`; pam_unix with
+//! `nullok` would let anyone in, credsync never does). A wrong guess at
+//! those is not counted in the tally (six guesses by the application's
+//! service account must not lock root out of ssh), and the refusal takes as
+//! long as an Argon2id check, so the time taken doesn't tell a managed user
+//! from an unmanaged or unknown one.
 #![forbid(unsafe_code)]
 
 use crate::account::UserName;
@@ -43,7 +51,16 @@ pub fn check(
         return Ok(Verdict::Rejected);
     };
     let entry = shadow.entry(user);
-    let (matches, must_change) = match reconcile::drift(store, &record, entry.as_ref())? {
+    let drift = reconcile::drift(store, &record, entry.as_ref())?;
+    // Linux's lock has the last word, but after a rollback the record's does.
+    let locked = match drift {
+        Drift::RecordNewer => record.locked,
+        _ => entry.as_ref().is_some_and(|e| e.hash.is_locked()),
+    };
+    if locked {
+        return Ok(Verdict::Rejected);
+    }
+    let (matches, must_change) = match drift {
         Drift::NoAccount => (false, false),
         // Only when the interrupted change could not be finished (the caller
         // tries first): once shadow holds the intent's hash the change is
@@ -93,6 +110,37 @@ pub enum Outcome {
     Rejected,
     /// Locked out after repeated failures; the password was not looked at.
     Locked(Locked),
+    /// An account `verify` can never accept (not managed, locked in Linux);
+    /// the guess was not counted.
+    NeverAccepted,
+    /// The account has no password (`passwd -d`); never accepted.
+    NoPassword,
+}
+
+/// Why `user` can't be accepted whatever the password, if so.
+pub fn never_accepted(
+    store: &Store,
+    shadow: &ShadowFile,
+    user: &UserName,
+) -> Result<Option<Outcome>, Error> {
+    let Some(record) = store.record(user)? else {
+        return Ok(Some(Outcome::NeverAccepted));
+    };
+    let entry = shadow.entry(user);
+    let drift = reconcile::drift(store, &record, entry.as_ref())?;
+    let (locked, no_password) = match (drift, &entry) {
+        (Drift::NoAccount, _) | (_, None) => return Ok(Some(Outcome::NeverAccepted)),
+        // After a rollback the record is the reference; otherwise Linux.
+        (Drift::RecordNewer, _) => (record.locked, record.linux_hash.is_empty()),
+        (_, Some(entry)) => (entry.hash.is_locked(), entry.hash.is_empty()),
+    };
+    Ok(if locked {
+        Some(Outcome::NeverAccepted)
+    } else if no_password {
+        Some(Outcome::NoPassword)
+    } else {
+        None
+    })
 }
 
 /// One `verify` of `password` for `user`, as a PAM login with pam_faillock
@@ -109,6 +157,11 @@ pub fn attempt(
     lockout: &Lockout,
     now: Now,
 ) -> Result<Outcome, Error> {
+    if let Some(never) = never_accepted(store, shadow, user)? {
+        // As long as a real check, for the time not to tell.
+        let _ = cost.hash(password);
+        return Ok(never);
+    }
     if let Some(locked) = lockout.locked(now)? {
         return Ok(Outcome::Locked(locked));
     }

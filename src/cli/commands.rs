@@ -48,6 +48,7 @@ fn change(
             at: ctx.now,
             by: ctx.caller.name.to_string(),
             source,
+            auid: ctx.caller.login_uid,
         },
     };
     change::apply(
@@ -349,7 +350,7 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
             .caller
             .refuse(target.as_str(), "you may verify only your own password"));
     }
-    let password = Input::new(stdin).password("Password: ")?;
+    let password = Input::new(stdin).password_or_empty("Password: ")?;
     let store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
     let (mut store, shadow) = if store.intents()?.iter().any(|i| i.user == target) {
         // Finish the interrupted change first, under the locks; keep what they
@@ -374,15 +375,23 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
     let lockout = lockout::for_user(&ctx.paths, &ctx.config.policy.lockout, &target)?;
     let delay = Duration::from_millis(ctx.config.verify.failure_delay_ms);
     // Failures are dated when they happen, not when a prompt began.
-    let outcome = verify::attempt(
-        &mut store,
-        &shadow,
-        &target,
-        &password,
-        &ctx.config.argon2,
-        &lockout,
-        clock::Now::read(),
-    )?;
+    let outcome = match &password {
+        Some(password) => verify::attempt(
+            &mut store,
+            &shadow,
+            &target,
+            password,
+            &ctx.config.argon2,
+            &lockout,
+            clock::Now::read(),
+        )?,
+        // An empty password matches no hash credsync accepts: refused as a
+        // wrong one, uncounted.
+        None => match verify::never_accepted(&store, &shadow, &target)? {
+            Some(verify::Outcome::NoPassword) => verify::Outcome::NoPassword,
+            _ => verify::Outcome::NeverAccepted,
+        },
+    };
     match outcome {
         Outcome::Accepted => Ok(()),
         Outcome::MustChange => Err(Error::MustChange),
@@ -395,13 +404,20 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
             std::thread::sleep(delay);
             Err(locked.refusal(&target, ctx.caller.name.as_str()))
         }
-        Outcome::Rejected => {
+        Outcome::Rejected | Outcome::NeverAccepted => {
             audit::log(Event::VerifyFailed {
                 user: &target,
                 by: ctx.caller.name.as_str(),
             });
             std::thread::sleep(delay);
             Err(Error::AuthFailed)
+        }
+        Outcome::NoPassword => {
+            std::thread::sleep(delay);
+            Err(ctx.caller.refuse(
+                target.as_str(),
+                "the account has no password (removed in Linux); credsync never accepts an empty password",
+            ))
         }
     }
 }

@@ -7,7 +7,7 @@
 use crate::account::UserName;
 use crate::change::NewPassword;
 use crate::error::Error;
-use crate::secret::{MAX_PASSWORD_LEN, Password};
+use crate::secret::{MAX_PASSWORD_LEN, Password, PasswordError};
 use crate::system::terminal::{self, AskError};
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read};
@@ -98,6 +98,15 @@ impl<R: BufRead> Input<R> {
 
     /// One password: the next line of standard input, or the answer to `prompt`.
     pub fn password(&mut self, prompt: &str) -> Result<Password, Error> {
+        self.password_or_empty(prompt)?.ok_or_else(|| {
+            Error::Invalid(format!("{}; nothing was changed", PasswordError::Empty))
+        })
+    }
+
+    /// [`password`](Self::password), but an empty answer is `None` rather
+    /// than an error: for a check, where it is a wrong password, not a bad
+    /// argument.
+    pub fn password_or_empty(&mut self, prompt: &str) -> Result<Option<Password>, Error> {
         let mut bytes = match &mut self.lines {
             Some(reader) => read_line(reader, MAX_PASSWORD_LEN)?.ok_or_else(|| {
                 Error::Invalid(
@@ -106,8 +115,11 @@ impl<R: BufRead> Input<R> {
             })?,
             None => ask(prompt)?,
         };
-        Password::new(std::mem::take(&mut *bytes))
-            .map_err(|e| Error::Invalid(format!("{e}; nothing was changed")))
+        match Password::new(std::mem::take(&mut *bytes)) {
+            Ok(password) => Ok(Some(password)),
+            Err(PasswordError::Empty) => Ok(None),
+            Err(e) => Err(Error::Invalid(format!("{e}; nothing was changed"))),
+        }
     }
 
     /// A new password, confirmed when asked interactively (not with

@@ -96,7 +96,11 @@ fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
                 "--root is not allowed when credsync runs setuid".into(),
             ));
         }
-        Some(dir) => Paths::under(dir),
+        Some(dir) => {
+            // An image's or a fixture's accounts are not this system's.
+            crate::system::linux_audit::turn_off();
+            Paths::under(dir)
+        }
     };
     let config = Config::load(&paths.config())?;
     let caller = Caller::identify(&paths, invoker.real_uid)?;

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS record (
@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS record (
     changed_by    TEXT NOT NULL,
     source        TEXT NOT NULL,
     session_epoch INTEGER NOT NULL,
-    must_change   INTEGER NOT NULL
+    must_change   INTEGER NOT NULL,
+    locked        INTEGER NOT NULL DEFAULT 0,
+    changed_by_auid INTEGER
 ) STRICT;
 CREATE TABLE IF NOT EXISTS history (
     user       TEXT NOT NULL,
@@ -50,8 +52,19 @@ CREATE TABLE IF NOT EXISTS intent (
     changed_at  INTEGER NOT NULL,
     changed_by  TEXT NOT NULL,
     source      TEXT NOT NULL,
-    must_change INTEGER NOT NULL
+    must_change INTEGER NOT NULL,
+    changed_by_auid INTEGER
 ) STRICT;
+";
+
+/// From schema 1: the account's lock state in its own column (schema 1 kept
+/// an adopted `passwd -l` as a `!`-prefixed Linux hash), and the login uid of
+/// whoever made a change. Old readers of the columns they know keep working.
+const MIGRATE_FROM_1: &str = "
+ALTER TABLE record ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE record ADD COLUMN changed_by_auid INTEGER;
+ALTER TABLE intent ADD COLUMN changed_by_auid INTEGER;
+UPDATE record SET locked = 1, linux_hash = ltrim(linux_hash, '!') WHERE linux_hash LIKE '!%';
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +132,10 @@ pub struct Provenance {
     pub at: Now,
     pub by: String,
     pub source: Source,
+    /// The login uid (`/proc/self/loginuid`) of the human behind the change:
+    /// the administrator who ran `sudo`, not root. `None` when unset (a boot
+    /// service, a login that set none).
+    pub auid: Option<u32>,
 }
 
 /// The application's record of one managed user.
@@ -138,6 +155,25 @@ pub struct Record {
     /// Computed by the store when a record is written (previous + 1).
     pub session_epoch: i64,
     pub must_change: bool,
+    /// The account is locked in Linux (`passwd -l`, `usermod -L`: a `!` in
+    /// front of the hash). `linux_hash` never carries the lock: a lock or an
+    /// unlock is not a new password.
+    pub locked: bool,
+    /// The login uid behind the change (see [`Provenance::auid`]).
+    pub changed_by_auid: Option<u32>,
+}
+
+impl Record {
+    /// What shadow's password field holds for this record: the hash, with
+    /// the lock in front when the account is locked.
+    pub fn shadow_hash(&self) -> LinuxHash {
+        if self.locked {
+            LinuxHash::from_field(&format!("!{}", self.linux_hash.as_str()))
+                .expect("a valid hash with a lock in front is valid")
+        } else {
+            self.linux_hash.clone()
+        }
+    }
 }
 
 /// A change in flight: recorded durably before `/etc/shadow` is replaced and
@@ -166,8 +202,20 @@ impl Intent {
             source: self.provenance.source,
             session_epoch: 0,
             must_change: self.must_change,
+            locked: false,
+            changed_by_auid: self.provenance.auid,
         }
     }
+}
+
+/// What Linux changed around a record's own password, followed by `sync`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    pub user: UserName,
+    pub locked: bool,
+    pub must_change: bool,
+    /// The lock state is what changed (else only the forced change did).
+    pub lock_changed: bool,
 }
 
 pub struct Store {
@@ -191,13 +239,17 @@ impl Store {
             .map_err(corrupt)?;
         store.conn.pragma_update(None, "synchronous", "FULL")?;
         if version < SCHEMA_VERSION {
+            let migration = if version == 1 { MIGRATE_FROM_1 } else { SCHEMA };
+            // One transaction: a crash leaves the old schema whole.
             store
                 .conn
-                .execute_batch(SCHEMA)
-                .map_err(|e| store.corrupt(e))?;
-            store
-                .conn
-                .pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                .execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {migration} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(|e| {
+                    let _ = store.conn.execute_batch("ROLLBACK");
+                    store.corrupt(e)
+                })?;
         }
         Ok(store)
     }
@@ -354,7 +406,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO intent VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT OR REPLACE INTO intent (user, old_linux, new_linux, app_hash,
+                 changed_day, changed_at, changed_by, source, must_change, changed_by_auid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for i in intents {
                 insert.execute(params![
@@ -367,6 +421,7 @@ impl Store {
                     i.provenance.by,
                     i.provenance.source.as_str(),
                     i.must_change,
+                    i.provenance.auid,
                 ])?;
             }
         }
@@ -403,6 +458,27 @@ impl Store {
         let tx = self.conn.transaction()?;
         for record in adoptions {
             replace_record(&tx, record, &record.linux_hash, at)?;
+        }
+        Ok(tx.commit()?)
+    }
+
+    /// Follows a lock, an unlock or a forced change made in Linux on the
+    /// record's own password: only those columns change (no history, the
+    /// same password and provenance), and a lock ends the user's application
+    /// sessions (the epoch goes up). One transaction.
+    pub fn follow_flags(&mut self, changes: &[FlagChange]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for change in changes {
+            tx.prepare_cached(
+                "UPDATE record SET locked = ?2, must_change = ?3,
+                 session_epoch = session_epoch + ?4 WHERE user = ?1",
+            )?
+            .execute(params![
+                change.user.as_str(),
+                change.locked,
+                change.must_change,
+                i64::from(change.lock_changed && change.locked),
+            ])?;
         }
         Ok(tx.commit()?)
     }
@@ -467,8 +543,12 @@ fn replace_record(
             retired_linux,
             at.unix_secs
         ])?;
-    tx.prepare_cached("INSERT OR REPLACE INTO record VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?
-        .execute(params![
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO record (user, app_hash, linux_hash, changed_day, changed_at,
+         changed_by, source, session_epoch, must_change, locked, changed_by_auid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
             record.user.as_str(),
             record.app_hash,
             record.linux_hash.as_str(),
@@ -478,19 +558,26 @@ fn replace_record(
             record.source.as_str(),
             epoch,
             record.must_change,
+            record.locked,
+            record.changed_by_auid,
         ])?;
     Ok(())
 }
 
 /// Rows whose user or hash no longer validates (edited by hand) are skipped:
 /// credsync never writes such a value into a file.
+///
+/// A schema-1 store read without migrating (`status` opens it read-only)
+/// lacks the newer columns; its lock is the `!` in front of the hash.
 fn record_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Record>> {
     let user: String = r.get("user")?;
     let linux: String = r.get("linux_hash")?;
-    let (Ok(user), Some(linux_hash)) = (UserName::parse(&user), LinuxHash::from_field(&linux))
+    let unlocked = linux.trim_start_matches('!');
+    let (Ok(user), Some(linux_hash)) = (UserName::parse(&user), LinuxHash::from_field(unlocked))
     else {
         return Ok(None);
     };
+    let locked = unlocked.len() != linux.len() || optional_column(r, "locked")?.unwrap_or(false);
     Ok(Some(Record {
         user,
         app_hash: r.get("app_hash")?,
@@ -501,7 +588,21 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Record>> {
         source: Source::parse(&r.get::<_, String>("source")?),
         session_epoch: r.get("session_epoch")?,
         must_change: r.get("must_change")?,
+        locked,
+        changed_by_auid: optional_column(r, "changed_by_auid")?.flatten(),
     }))
+}
+
+/// A column a schema-1 store doesn't have: `None` there.
+fn optional_column<T: rusqlite::types::FromSql>(
+    r: &Row<'_>,
+    name: &str,
+) -> rusqlite::Result<Option<T>> {
+    match r.get(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(rusqlite::Error::InvalidColumnName(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn intent_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Intent>> {
@@ -527,6 +628,7 @@ fn intent_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Intent>> {
             },
             by: r.get("changed_by")?,
             source: Source::parse(&r.get::<_, String>("source")?),
+            auid: optional_column(r, "changed_by_auid")?.flatten(),
         },
         must_change: r.get("must_change")?,
     }))

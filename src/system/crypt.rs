@@ -41,6 +41,20 @@ impl LinuxHash {
     pub fn is_usable(&self) -> bool {
         !self.0.is_empty() && !self.0.starts_with(['!', '*'])
     }
+    /// Locked in Linux: `passwd -l` and `usermod -L` put a `!` in front.
+    pub fn is_locked(&self) -> bool {
+        self.0.starts_with('!')
+    }
+    /// The field with its lock marks (leading `!`) taken off: the password
+    /// the account has, locked or not.
+    pub fn unlocked(&self) -> LinuxHash {
+        LinuxHash(self.0.trim_start_matches('!').to_owned())
+    }
+    /// No password at all (`passwd -d`): pam_unix with `nullok` lets anyone
+    /// in with an empty one; credsync never does.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Hashes are not secrets in the way passwords are, but they never go to logs.

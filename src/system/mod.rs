@@ -8,6 +8,7 @@
 pub mod crypt;
 pub mod faillock;
 pub(crate) mod fresh;
+pub mod linux_audit;
 pub mod method;
 pub mod opasswd;
 pub mod pam;

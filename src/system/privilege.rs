@@ -8,9 +8,20 @@
 //! run ignores Ctrl-Z, which would otherwise stop it holding the locks.
 //! Root also lifts the file size limit, and SIGXFSZ is ignored where a limit
 //! stays, so `ulimit -f` can't kill a change half-way.
-//! This module holds the one `unsafe` that edition 2024 asks for around the
-//! environment, `mallopt` and ignoring SIGXFSZ and SIGTSTP; everything else uses safe
-//! wrappers.
+//!
+//! What else survives `execve` into a setuid binary is undone before any lock
+//! can be taken, so that nothing the caller set up can kill a run that holds
+//! `/etc/.pwd.lock` and `/etc/shadow.lock` (a killed holder its parent never
+//! reaps stays a zombie whose pid keeps the lock "alive"): the interval timers
+//! are disarmed, every signal the caller ignored or blocked gets its default
+//! back, descriptors above 2 are closed, and root raises the limits whose
+//! breach kills or aborts (CPU time, address space, data, stack, real-time
+//! CPU) or starves a run (open files, processes, pending signals), as sudo
+//! does for itself. `setgroups` drops the caller's supplementary groups with
+//! the id switch, so helpers run by root don't carry them.
+//! This module holds the `unsafe` that edition 2024 asks for around the
+//! environment, `mallopt`, signal dispositions, the interval timers and
+//! `close_range`; everything else uses safe wrappers.
 
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigHandler, Signal, signal};
@@ -36,6 +47,9 @@ pub fn harden() -> Invoker {
         elevated: getuid() != geteuid() || getgid() != getegid(),
     };
     ensure_standard_fds();
+    close_inherited_descriptors();
+    disarm_interval_timers();
+    restore_default_signals();
     return_large_blocks_at_once();
     umask(Mode::from_bits_truncate(0o077));
     // A core dump would hold passwords. RLIMIT_CORE 0 stops core files, but a
@@ -56,7 +70,113 @@ pub fn harden() -> Invoker {
         ignore_terminal_stop();
     }
     lift_file_size_limit(invoker.effective_uid == 0);
+    if invoker.effective_uid == 0 {
+        raise_fatal_limits();
+    }
     invoker
+}
+
+/// Descriptors the caller left open (without close-on-exec) would otherwise
+/// reach every helper root runs (`nscd`, `sss_cache`) and give the caller a
+/// channel into them. Nothing of credsync's is open yet.
+fn close_inherited_descriptors() {
+    // SAFETY: close_range only closes descriptors; this runs first in `main`,
+    // before any thread or file of ours exists, so no live handle is closed
+    // under its owner. A kernel without it (before 5.9) returns ENOSYS, and
+    // the loop below does the same work one descriptor at a time.
+    if unsafe { libc::close_range(3, libc::c_uint::MAX, 0) } == 0 {
+        return;
+    }
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in open {
+        // SAFETY: as above; the read_dir handle is closed already, and a
+        // descriptor that is gone by now makes close fail harmlessly.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// `setitimer` timers survive `execve`: a caller's ITIMER_REAL would raise
+/// SIGALRM (ITIMER_VIRTUAL SIGVTALRM, ITIMER_PROF SIGPROF) inside a change.
+fn disarm_interval_timers() {
+    let off = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+    };
+    for which in [libc::ITIMER_REAL, libc::ITIMER_VIRTUAL, libc::ITIMER_PROF] {
+        // SAFETY: `off` is a valid itimerval and the old value isn't asked
+        // for (null); a zero value disarms the timer.
+        unsafe { libc::setitimer(which, &off, std::ptr::null_mut()) };
+    }
+}
+
+/// Ignored signals and the blocked mask survive `execve`. Every signal gets
+/// its default action back (an ignored SIGCHLD would make waiting for a
+/// helper fail), except SIGPIPE, which Rust's runtime ignores on purpose
+/// before `main`; then nothing stays blocked. credsync holds what it must
+/// itself, around the locks (`signals::Blocked`).
+fn restore_default_signals() {
+    use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+    for each in Signal::iterator() {
+        if matches!(each, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
+            continue;
+        }
+        // SAFETY: SIG_DFL runs no code of ours; no handler is installed yet
+        // and no thread exists.
+        let _ = unsafe { signal(each, SigHandler::SigDfl) };
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// Soft and hard limit root gives itself for a resource whose breach the
+/// caller could use to kill it: unlimited, or at least `floor`.
+const FATAL_LIMITS: [(Resource, Option<u64>); 8] = [
+    (Resource::RLIMIT_CPU, None),
+    (Resource::RLIMIT_AS, None),
+    (Resource::RLIMIT_DATA, None),
+    (Resource::RLIMIT_STACK, None),
+    (Resource::RLIMIT_RTTIME, None),
+    (Resource::RLIMIT_NPROC, None),
+    (Resource::RLIMIT_SIGPENDING, Some(4096)),
+    (Resource::RLIMIT_NOFILE, Some(8192)),
+];
+
+/// `ulimit -t` (SIGXCPU, then SIGKILL), `ulimit -v`/`-d` (an allocation
+/// aborts the process) and `ulimit -s` (a stack overflow) would kill a run
+/// holding the locks; `ulimit -n`, `-u` and `-i` would make it fail. Root
+/// (CAP_SYS_RESOURCE) raises them for the whole run, as sudo raises its own.
+/// A limit that can't be raised stays: the run then fails cleanly or not at
+/// all, as before.
+fn raise_fatal_limits() {
+    for (resource, floor) in FATAL_LIMITS {
+        let Ok((soft, hard)) = getrlimit(resource) else {
+            continue;
+        };
+        let raised = match floor {
+            None if soft == RLIM_INFINITY => continue,
+            None => setrlimit(resource, RLIM_INFINITY, RLIM_INFINITY),
+            Some(floor) if soft != RLIM_INFINITY && soft < floor => {
+                let hard = if hard == RLIM_INFINITY { hard } else { hard.max(floor) };
+                setrlimit(resource, floor, hard)
+            }
+            Some(_) => continue,
+        };
+        if raised.is_err() {
+            // Without CAP_SYS_RESOURCE: the soft limit as far as the hard one.
+            let _ = setrlimit(resource, hard, hard);
+        }
+    }
 }
 
 /// `ulimit -f` must not cut a change short. A write past `RLIMIT_FSIZE` kills
@@ -94,7 +214,10 @@ fn lift_file_size_limit(root: bool) {
 fn become_root_entirely() {
     let root_gid = Gid::from_raw(0);
     let root_uid = Uid::from_raw(0);
-    if setresgid(root_gid, root_gid, root_gid).is_err()
+    // The caller's supplementary groups go too: a helper root runs
+    // (`sss_cache`) would otherwise keep them.
+    if nix::unistd::setgroups(&[]).is_err()
+        || setresgid(root_gid, root_gid, root_gid).is_err()
         || setresuid(root_uid, root_uid, root_uid).is_err()
     {
         eprintln!("credsync: cannot take on root's identity; refusing to run");

@@ -1,9 +1,12 @@
 //! Signals around the two moments that must not be cut short.
 //!
-//! - [`Blocked`]: while both stores are being written (from the intent to the
-//!   record), HUP, INT, QUIT, TERM, TSTP and PIPE are held back, as shadow-utils
-//!   does around its writes; they are delivered when the guard drops, or
-//!   dropped with [`Blocked::discard_pending`] once a change is written.
+//! - [`Blocked`]: from before the password files are locked until after they
+//!   are released (`ShadowLock` holds one), and around each file replaced,
+//!   the signals that end or stop a process by default and that a caller can
+//!   still cause (the terminal's, timers', HUP, PIPE, ...) are held back, as
+//!   shadow-utils ignores them around its writes; they are delivered when the
+//!   guard drops, or dropped with [`Blocked::discard_pending`] once a change
+//!   is written.
 //! - [`Interruptible`]: while a password prompt has the terminal's echo off,
 //!   INT, TERM, HUP, QUIT and TSTP get a handler that does nothing and are
 //!   held back, except inside [`Interruptible::wait_readable`], which lets them
@@ -27,13 +30,27 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-const HELD_DURING_WRITES: [Signal; 6] = [
+/// Every signal whose default action ends or stops the process and that a
+/// caller can still cause once a setuid run has become root: the terminal's
+/// (Ctrl-C, Ctrl-\, Ctrl-Z, hangup, background reads and writes), a timer's
+/// (start-up disarms the caller's; these are for what slips through), and
+/// the rest of the catchable ones that end a process by default.
+const HELD_DURING_WRITES: [Signal; 15] = [
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
     Signal::SIGTERM,
     Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
     Signal::SIGPIPE,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGXCPU,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGIO,
 ];
 
 const INTERRUPTS: [Signal; 5] = [

@@ -13,9 +13,10 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use zeroize::Zeroizing;
 
-/// Turns echo off (keeping the newline echo) and puts it back on drop. Both
-/// take effect at once (`TCSANOW`), keeping what was typed ahead, as
-/// automation over a pseudo-terminal expects.
+/// Turns echo off (keeping the newline echo) and puts it back on drop. Echo
+/// goes off with `TCSAFLUSH`, as getpass(3) does: whatever was typed before
+/// the prompt was shown has already been echoed in clear text, so it is
+/// discarded rather than taken as the password. Echo comes back at once.
 struct EchoOff<'a> {
     tty: &'a File,
     saved: Termios,
@@ -29,7 +30,7 @@ impl<'a> EchoOff<'a> {
             .local_flags
             .remove(LocalFlags::ECHO | LocalFlags::ECHOE | LocalFlags::ECHOK);
         quiet.local_flags.insert(LocalFlags::ECHONL);
-        tcsetattr(tty, SetArg::TCSANOW, &quiet)?;
+        tcsetattr(tty, SetArg::TCSAFLUSH, &quiet)?;
         Ok(EchoOff { tty, saved })
     }
 }

@@ -1,6 +1,7 @@
-//! Finds the pam_unix line a password change through PAM would run: the first
-//! `pam_unix.so` module of type `password` in the stack of a service, with
-//! includes expanded in place, read the way libpam reads `/etc/pam.d`
+//! Finds the line of a module a PAM stack would run: the pam_unix line a
+//! password change goes through (the first `pam_unix.so` module of type
+//! `password`), or the first `pam_faillock.so` of type `auth`, in the stack of
+//! a service, with includes expanded in place, read the way libpam reads `/etc/pam.d`
 //! (linux-pam `libpam/pam_handlers.c` and `pam_misc.c`, 1.5.2):
 //! - the service name is lower-cased and stripped of any directory; a service
 //!   without a file uses `other`; files are looked up in `/etc/pam.d`, then in
@@ -8,7 +9,8 @@
 //! - `#` starts a comment, a trailing `\` joins the next line;
 //! - a leading `-` on the type (`-password`) only silences load errors;
 //! - `password include X` and `password substack X` read the `password` lines
-//!   of X; Debian's `@include X` reads X in place;
+//!   of X (and `auth include X` the `auth` lines); Debian's `@include X` reads
+//!   X in place;
 //! - `[...]` is one token (`[success=1 default=ignore]`).
 //!
 //! Conditional jumps are not followed: the first pam_unix line in file order is
@@ -34,11 +36,21 @@ const MAX_FILES_OPENED: usize = 256;
 /// The service libpam falls back to when a service has no file.
 const DEFAULT_SERVICE: &str = "other";
 
-/// A `password ... pam_unix.so ARGS` line and the file it is in.
+/// A `TYPE CONTROL MODULE ARGS` line and the file it is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PamUnixLine {
+pub struct ModuleLine {
     pub file: PathBuf,
     pub args: Vec<String>,
+}
+
+/// The `password ... pam_unix.so ARGS` line.
+pub type PamUnixLine = ModuleLine;
+
+/// Which line to look for: the module type and the module's file name.
+#[derive(Debug, Clone, Copy)]
+struct Wanted<'a> {
+    kind: &'a str,
+    module: &'a str,
 }
 
 /// Where the stack's files are read from.
@@ -78,11 +90,34 @@ pub fn find_pam_unix_password_in(
     pam_d: &Path,
     service: &str,
 ) -> Option<PamUnixLine> {
+    let wanted = Wanted {
+        kind: "password",
+        module: "pam_unix.so",
+    };
+    find_in(files, pam_d, service, wanted)
+}
+
+/// The first `auth ... pam_faillock.so ARGS` line of `service`'s stack under
+/// `pam_d`, if pam_faillock counts failures there at all.
+pub fn find_pam_faillock_auth(pam_d: &Path, service: &str) -> Option<ModuleLine> {
+    let wanted = Wanted {
+        kind: "auth",
+        module: "pam_faillock.so",
+    };
+    find_in(&Disk, pam_d, service, wanted)
+}
+
+fn find_in(
+    files: &impl ConfigFiles,
+    pam_d: &Path,
+    service: &str,
+    wanted: Wanted<'_>,
+) -> Option<ModuleLine> {
     let dirs = ConfigDirs::new(files, pam_d);
     let service = service_name(service);
     let (file, text) = dirs.open(&service).or_else(|| dirs.open(DEFAULT_SERVICE))?;
     let mut chain = Vec::new();
-    search(&dirs, file, &text, &mut chain)
+    search(&dirs, wanted, file, &text, &mut chain)
 }
 
 /// libpam's `pam_start`: the part after the last `/`, lower-cased.
@@ -143,14 +178,16 @@ impl<'a, F: ConfigFiles> ConfigDirs<'a, F> {
     }
 }
 
-/// Walks one file's lines (only `password` ones matter), descending into
-/// includes. `chain` holds the files being read, to stop include loops.
+/// Walks one file's lines (only those of the wanted type matter),
+/// descending into includes. `chain` holds the files being read, to stop
+/// include loops.
 fn search<F: ConfigFiles>(
     dirs: &ConfigDirs<'_, F>,
+    wanted: Wanted<'_>,
     file: PathBuf,
     text: &str,
     chain: &mut Vec<PathBuf>,
-) -> Option<PamUnixLine> {
+) -> Option<ModuleLine> {
     let identity = dirs.files.identity(&file);
     if chain.len() >= MAX_DEPTH || chain.contains(&identity) {
         return None;
@@ -160,20 +197,20 @@ fn search<F: ConfigFiles>(
         let tokens = tokenize(&line);
         let (first, rest) = tokens.split_first()?;
         if first.eq_ignore_ascii_case("@include") {
-            return include(dirs, rest.first()?, chain);
+            return include(dirs, wanted, rest.first()?, chain);
         }
         let kind = first.strip_prefix('-').unwrap_or(first);
-        if !kind.eq_ignore_ascii_case("password") {
+        if !kind.eq_ignore_ascii_case(wanted.kind) {
             return None;
         }
         let [control, module, args @ ..] = rest else {
             return None;
         };
         if control.eq_ignore_ascii_case("include") || control.eq_ignore_ascii_case("substack") {
-            return include(dirs, module, chain);
+            return include(dirs, wanted, module, chain);
         }
         let module_file = module.rsplit('/').next().unwrap_or(module);
-        (module_file == "pam_unix.so").then(|| PamUnixLine {
+        (module_file == wanted.module).then(|| ModuleLine {
             file: file.clone(),
             args: args.to_vec(),
         })
@@ -184,11 +221,12 @@ fn search<F: ConfigFiles>(
 
 fn include<F: ConfigFiles>(
     dirs: &ConfigDirs<'_, F>,
+    wanted: Wanted<'_>,
     name: &str,
     chain: &mut Vec<PathBuf>,
-) -> Option<PamUnixLine> {
+) -> Option<ModuleLine> {
     let (file, text) = dirs.open(name)?;
-    search(dirs, file, &text, chain)
+    search(dirs, wanted, file, &text, chain)
 }
 
 /// libpam's `_pam_assemble_line`: blank and comment-only lines are skipped

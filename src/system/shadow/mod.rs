@@ -18,7 +18,8 @@ mod replace;
 
 pub use file::{Aging, ShadowEntry, ShadowFile};
 
-use super::Paths;
+use super::{Paths, signals};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -107,14 +108,27 @@ impl Drop for RemoveOnDrop {
 /// Both locks every password tool shares, taken in order: `.pwd.lock` then
 /// `shadow.lock`; released in reverse order on drop.
 ///
+/// From before the first lock is asked for until after the last is released,
+/// the signals a caller can still send a setuid run (the terminal's, a
+/// timer's) are held back (`signals::Blocked`): a holder killed there would
+/// leave its pid in `shadow.lock`, and a zombie its parent never reaps keeps
+/// that pid alive, so every password tool on the system would wait for it.
+/// Once the locks are gone, nscd and sssd are told about a write, as
+/// shadow-utils tells them after unlocking, so a slow or hung cache daemon
+/// never holds the password files.
+///
 /// While this is held, nothing else in the process may open `/etc/.pwd.lock`
 /// (that would release the lock; see `lock`), so no PAM password change and no
 /// `lckpwdf()` in the same process.
 pub struct ShadowLock {
     paths: Paths,
-    // Fields drop in declaration order: `shadow.lock` first, then `.pwd.lock`.
-    shadow_lock: lock::LockFile,
-    _pwd_lock: lock::PwdLock,
+    /// `None` once released (in `Drop`). A tuple drops in order:
+    /// `shadow.lock` first, then `.pwd.lock`.
+    held: Option<(lock::LockFile, lock::PwdLock)>,
+    /// A write happened: the caches are flushed after the release.
+    written: Cell<bool>,
+    // Dropped last, after `Drop::drop` released the locks.
+    _signals: signals::Blocked,
 }
 
 impl ShadowLock {
@@ -125,6 +139,7 @@ impl ShadowLock {
     /// the temporaries crashed writers left (`shadow+`, `shadow-+`,
     /// `shadow.<pid>`) are removed.
     pub fn acquire(paths: &Paths, timeout: Duration) -> Result<Self, ShadowError> {
+        let signals = signals::Blocked::new();
         let now = Instant::now();
         let deadline = now
             .checked_add(timeout)
@@ -135,8 +150,9 @@ impl ShadowLock {
         lock::remove_dead_pid_files(&paths.shadow());
         Ok(ShadowLock {
             paths: paths.clone(),
-            shadow_lock,
-            _pwd_lock: pwd_lock,
+            held: Some((shadow_lock, pwd_lock)),
+            written: Cell::new(false),
+            _signals: signals,
         })
     }
 
@@ -146,7 +162,8 @@ impl ShadowLock {
     }
 
     /// Replaces `/etc/shadow` with `file`, keeping the previous content as
-    /// `/etc/shadow-`, then tells nscd and sssd (live root only).
+    /// `/etc/shadow-`; nscd and sssd are told once the locks are released
+    /// (live root only).
     ///
     /// `file` must derive from what is on disk now: read while this lock was
     /// held, or written by this lock since (a successful write moves `file`
@@ -154,16 +171,24 @@ impl ShadowLock {
     /// is returned and nothing is written. On any error `/etc/shadow` is
     /// untouched.
     pub fn write(&self, file: &mut ShadowFile) -> Result<(), ShadowError> {
-        if !self.shadow_lock.is_ours() {
+        let (shadow_lock, _) = self.held.as_ref().expect("held until dropped");
+        if !shadow_lock.is_ours() {
             return Err(ShadowError::LockLost {
-                path: self.shadow_lock.path().display().to_string(),
+                path: shadow_lock.path().display().to_string(),
             });
         }
         replace::replace(&self.paths.shadow(), file)?;
-        if !self.paths.is_alternate_root() {
+        self.written.set(true);
+        Ok(())
+    }
+}
+
+impl Drop for ShadowLock {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        if self.written.get() && !self.paths.is_alternate_root() {
             replace::flush_caches();
         }
-        Ok(())
     }
 }
 

@@ -213,22 +213,40 @@ impl Drop for NoFileSizeLimit {
 }
 
 /// Tells nscd and sssd that users changed, as shadow-utils does after writing
-/// (`nscd -i passwd`; nscd keeps no shadow cache, shadow lookups go through
-/// the passwd one) with an empty environment. Missing tools and failures are
-/// ignored: the caches expire on their own.
+/// and unlocking (`nscd -i passwd`; nscd keeps no shadow cache, shadow
+/// lookups go through the passwd one) with an empty environment. Missing
+/// tools and failures are ignored: the caches expire on their own. Each tool
+/// gets [`CACHE_FLUSH_WAIT`]; one that takes longer (nscd stopped half-way,
+/// sssd hung) is killed, so a change never waits on a cache daemon.
 pub(super) fn flush_caches() {
     for (program, args) in [
         ("/usr/sbin/nscd", &["-i", "passwd"][..]),
         ("/usr/sbin/sss_cache", &["-U"][..]),
     ] {
-        if Path::new(program).exists() {
-            let _ = Command::new(program)
-                .args(args)
-                .env_clear()
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        if !Path::new(program).exists() {
+            continue;
+        }
+        let Ok(mut child) = Command::new(program)
+            .args(args)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            continue;
+        };
+        let deadline = std::time::Instant::now() + CACHE_FLUSH_WAIT;
+        while matches!(child.try_wait(), Ok(None)) {
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }
+
+/// How long a cache flush may take before its tool is killed.
+pub const CACHE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
