@@ -88,13 +88,22 @@ impl fmt::Display for Event<'_> {
                 "account '{user}' was locked in Linux; the record follows and its application sessions end"
             ),
             Event::UnlockFollowed { user } => {
-                write!(f, "account '{user}' was unlocked in Linux; the record follows")
+                write!(
+                    f,
+                    "account '{user}' was unlocked in Linux; the record follows"
+                )
             }
             Event::MustChangeFollowed { user, must_change } => {
                 if *must_change {
-                    write!(f, "a password change for '{user}' was forced in Linux; the record follows")
+                    write!(
+                        f,
+                        "a password change for '{user}' was forced in Linux; the record follows"
+                    )
                 } else {
-                    write!(f, "the forced password change for '{user}' was lifted in Linux; the record follows")
+                    write!(
+                        f,
+                        "the forced password change for '{user}' was lifted in Linux; the record follows"
+                    )
                 }
             }
             Event::Restored { user } => write!(
@@ -141,7 +150,12 @@ pub fn log(event: Event<'_>) {
 
 /// A change that failed once begun: the audit trail hears `res=failed`.
 pub fn log_failed_change(user: &UserName, how: &'static str) {
-    linux_audit::send(RecordType::ChangedAuthToken, op_of(how), user.as_str(), false);
+    linux_audit::send(
+        RecordType::ChangedAuthToken,
+        op_of(how),
+        user.as_str(),
+        false,
+    );
 }
 
 /// The audit operation of a change made `how` (a `Source`'s name).
@@ -168,7 +182,9 @@ impl Event<'_> {
             Event::Restored { user } => (ChangedAuthToken, "restored-password", user),
             Event::LockFollowed { user } => (AccountLocked, "locked-password", user),
             Event::UnlockFollowed { user } => (AccountUnlocked, "unlocked-password", user),
-            Event::MustChangeFollowed { .. } | Event::Refused { .. } | Event::VerifyFailed { .. } => {
+            Event::MustChangeFollowed { .. }
+            | Event::Refused { .. }
+            | Event::VerifyFailed { .. } => {
                 return None;
             }
         })

@@ -5,11 +5,23 @@
 //! lock runs out or `recover` clears the tally.
 //!
 //! What it owns:
-//! - Which settings count ([`Lockouts::load`]): `[policy.lockout]` gives
-//!   `deny`, `fail_interval` and `unlock_time`, and each of them that
-//!   `/etc/security/faillock.conf` sets wins, so pam_faillock and credsync
-//!   agree; `dir`, `root_unlock_time`, `even_deny_root`, `admin_group` and
-//!   `no_log_info` come from faillock.conf alone.
+//! - Which settings count ([`Lockouts::load`]): one set of numbers for the
+//!   application's logins and the system's.
+//!   - When the site runs pam_faillock (an `auth ... pam_faillock.so` line in
+//!     the stack of credsync's PAM service, which includes `common-auth` or
+//!     `system-auth`), its numbers win, exactly as pam_faillock computes them:
+//!     its built-in defaults (3 failures, 900 s, 600 s), then `faillock.conf`
+//!     (or the file its `conf=` names), then the line's own arguments. The
+//!     two sides then lock at the same count, for the same time, out of the
+//!     box. `[policy.lockout]` is not applied: pam_faillock can't be made to
+//!     honour a stricter rule of credsync's, and two rules are what let
+//!     `verify` clear a tally ssh had locked.
+//!   - Without pam_faillock in the stack, `[policy.lockout]` gives `deny`,
+//!     `fail_interval` and `unlock_time`, and each of them that
+//!     `/etc/security/faillock.conf` sets wins (pam_faillock elsewhere, in
+//!     sshd's own stack say, reads that file).
+//!   - `dir`, `root_unlock_time`, `even_deny_root`, `admin_group` and
+//!     `no_log_info` come from pam_faillock's settings alone.
 //! - Whose tally it is ([`Lockout`]): the account of that name in `/etc/passwd`
 //!   under the root. A name without an account is not counted, as
 //!   pam_faillock ignores unknown users.
@@ -20,7 +32,9 @@
 //!   locked" if it locked), [`Lockout::record_success`] after a right one.
 //!
 //! Guarantees: with the lockout off (`deny` 0 after faillock.conf) nothing
-//! reads or writes a tally; root and `admin_group` members are counted but
+//! reads or writes a tally; a tally locked under the settings in force or
+//! under `[policy.lockout]` is never cleared by a right password (only
+//! `recover` or `faillock --reset` clears it); root and `admin_group` members are counted but
 //! never locked unless faillock.conf says `even_deny_root`; a failure while the
 //! user is locked is not recorded (pam_faillock records none either); a tally
 //! or faillock.conf that can't be read is an error, never "not locked".
@@ -35,6 +49,7 @@ use crate::system::Paths;
 use crate::system::faillock::{
     self, Assessment, CREDSYNC_SOURCE, FaillockConf, FailureOutcome, Lock,
 };
+use crate::system::method::pam_stack;
 use crate::system::passwd::{GroupEntry, PasswdEntry, read_group, read_passwd};
 use crate::system::syslog::{self, Priority};
 use std::fmt;
@@ -55,6 +70,11 @@ impl From<LockoutError> for Error {
 #[derive(Debug, Clone)]
 pub struct Lockouts {
     conf: FaillockConf,
+    /// `[policy.lockout]` over faillock.conf: a tally locked under this too
+    /// is never cleared by a success.
+    policy_conf: FaillockConf,
+    /// The site's pam_faillock line decided the settings.
+    from_stack: bool,
     /// The tally directory, under the root.
     dir: PathBuf,
     accounts: Vec<PasswdEntry>,
@@ -62,15 +82,34 @@ pub struct Lockouts {
 }
 
 impl Lockouts {
-    /// `policy` overridden by the keys `faillock.conf` sets, and the accounts
-    /// of `/etc/passwd` (and `/etc/group` when faillock.conf names an
-    /// `admin_group`) under `paths`.
-    pub fn load(paths: &Paths, policy: &LockoutConfig) -> Result<Self, LockoutError> {
-        let conf = settings(policy).load_over(&paths.faillock_conf())?;
+    /// The settings in force (see the module's comment) for the PAM
+    /// service `pam_service`, and the accounts of `/etc/passwd` (and
+    /// `/etc/group` when an `admin_group` is named) under `paths`.
+    pub fn load(
+        paths: &Paths,
+        policy: &LockoutConfig,
+        pam_service: &str,
+    ) -> Result<Self, LockoutError> {
+        let policy_conf = settings(policy).load_over(&paths.faillock_conf())?;
+        let site = pam_stack::find_pam_faillock_auth(&paths.pam_d(), pam_service);
+        let from_stack = site.is_some();
+        let conf = match site {
+            Some(line) => {
+                let args = || line.args.iter().map(String::as_str);
+                let file = FaillockConf::module_conf_file(args())
+                    .map_or_else(|| paths.faillock_conf(), |file| paths.under_root(file));
+                let mut conf = FaillockConf::default().load_over(&file)?;
+                conf.apply_module_args(args());
+                conf
+            }
+            None => policy_conf.clone(),
+        };
         let dir = paths.under_root(&conf.dir.to_string_lossy());
         if conf.deny == 0 {
             return Ok(Lockouts {
                 conf,
+                policy_conf,
+                from_stack,
                 dir,
                 accounts: Vec::new(),
                 groups: Vec::new(),
@@ -97,10 +136,18 @@ impl Lockouts {
         };
         Ok(Lockouts {
             conf,
+            policy_conf,
+            from_stack,
             dir,
             accounts,
             groups,
         })
+    }
+
+    /// Whether the site's pam_faillock counts failures in credsync's PAM
+    /// stack: then a current password PAM refused is already in the tally.
+    pub fn counted_by_pam(&self) -> bool {
+        self.from_stack
     }
 
     /// The settings in force.
@@ -130,6 +177,8 @@ impl Lockouts {
         Lockout {
             user: user.clone(),
             conf: self.conf.clone(),
+            policy_conf: self.policy_conf.clone(),
+            counted_by_pam: self.from_stack,
             tally,
         }
     }
@@ -151,6 +200,8 @@ fn settings(policy: &LockoutConfig) -> FaillockConf {
 pub struct Lockout {
     user: UserName,
     conf: FaillockConf,
+    policy_conf: FaillockConf,
+    counted_by_pam: bool,
     tally: Option<Tally>,
 }
 
@@ -242,8 +293,9 @@ impl Lockout {
     }
 
     /// A right password (pam_faillock's `authsucc`): the failures so far stop
-    /// counting, unless the user is locked out. A user without a tally file
-    /// gets none (pam_faillock would create an empty one).
+    /// counting, unless the user is locked out under the settings in force
+    /// or under `[policy.lockout]`. A user without a tally file gets none
+    /// (pam_faillock would create an empty one).
     pub fn record_success(&self, now: Now) -> Result<(), LockoutError> {
         let Some(tally) = &self.tally else {
             return Ok(());
@@ -251,7 +303,31 @@ impl Lockout {
         if std::fs::symlink_metadata(&tally.path).is_err_and(|e| e.kind() == ErrorKind::NotFound) {
             return Ok(());
         }
-        faillock::record_success(&tally.path, tally.owner, now, &self.conf, tally.is_admin)?;
+        let locked_by_policy = faillock::check(
+            &tally.path,
+            tally.owner,
+            now,
+            &self.policy_conf,
+            tally.is_admin,
+        )?
+        .lock
+        .is_some();
+        if !locked_by_policy {
+            faillock::record_success(&tally.path, tally.owner, now, &self.conf, tally.is_admin)?;
+        }
+        Ok(())
+    }
+
+    /// A wrong current password at a self-service change, counted like a
+    /// failed `verify` unless the site's pam_faillock in credsync's PAM stack
+    /// counted it already. Logged as a lock when it locked.
+    pub fn record_wrong_current_password(&self, now: Now) -> Result<(), LockoutError> {
+        if self.counted_by_pam {
+            return Ok(());
+        }
+        if self.record_failure(now)? {
+            self.log_lock();
+        }
         Ok(())
     }
 }
@@ -260,9 +336,10 @@ impl Lockout {
 pub fn for_user(
     paths: &Paths,
     policy: &LockoutConfig,
+    pam_service: &str,
     user: &UserName,
 ) -> Result<Lockout, LockoutError> {
-    Ok(Lockouts::load(paths, policy)?.user(user))
+    Ok(Lockouts::load(paths, policy, pam_service)?.user(user))
 }
 
 /// A lock in force, as the user is told about it.
@@ -386,7 +463,7 @@ mod tests {
         }
 
         fn lockouts(&self, policy: &LockoutConfig) -> Lockouts {
-            Lockouts::load(&self.paths(), policy).unwrap()
+            Lockouts::load(&self.paths(), policy, "credsync").unwrap()
         }
 
         fn tally(&self, name: &str) -> PathBuf {
@@ -463,7 +540,8 @@ mod tests {
     fn a_faillock_conf_pam_faillock_refuses_is_an_error() {
         let long = format!("# {}\n", "x".repeat(2000));
         let root = Root::new(Some(&long));
-        let error = Lockouts::load(&root.paths(), &LockoutConfig::default()).unwrap_err();
+        let error =
+            Lockouts::load(&root.paths(), &LockoutConfig::default(), "credsync").unwrap_err();
         assert!(matches!(error, LockoutError::Conf(_)), "{error:?}");
         assert!(error.to_string().contains("faillock.conf"), "{error}");
     }

@@ -11,14 +11,14 @@ use crate::change::{self, NewPassword, Request};
 use crate::clock;
 use crate::error::Error;
 use crate::judge::{self, Candidate, Judge};
-use crate::lockout::{self, Lockouts};
+use crate::lockout::{self, Lockout, Lockouts};
 use crate::reconcile;
 use crate::secret::Password;
 use crate::store::{Provenance, Source, Store, StoreError};
 use crate::stores::Stores;
 use crate::system::crypt::HashMethod;
 use crate::system::shadow::{LastChange, ShadowError};
-use crate::system::{faillock, method, shadow};
+use crate::system::{faillock, method, pam, shadow};
 use crate::verify::{self, Outcome};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -82,20 +82,28 @@ pub fn passwd(
             "only root may force a password change or override the password policy",
         ));
     }
-    if !ctx.caller.is_root() {
-        lockout::for_user(&ctx.paths, &ctx.config.policy.lockout, &target)?
-            .refuse_if_locked(clock::Now::read(), ctx.caller.name.as_str())?;
-    }
-    let mut input = Input::new(stdin);
-    say(ctx, LOGOUT_WARNING);
-    let current = if ctx.caller.is_root() {
+    let lockout = if ctx.caller.is_root() {
         None
     } else {
-        let current = input.password("Enter your current password: ")?;
-        ctx.caller
-            .prove(&ctx.paths, &ctx.config.pam.service, &current)?;
-        check_minimum_age(ctx, &target)?;
-        Some(current)
+        let lockout = lockout::for_user(
+            &ctx.paths,
+            &ctx.config.policy.lockout,
+            &ctx.config.pam.service,
+            &target,
+        )?;
+        lockout.refuse_if_locked(clock::Now::read(), ctx.caller.name.as_str())?;
+        Some(lockout)
+    };
+    let mut input = Input::new(stdin);
+    say(ctx, LOGOUT_WARNING);
+    let current = match &lockout {
+        None => None,
+        Some(lockout) => {
+            let current = input.password("Enter your current password: ")?;
+            prove_current(ctx, lockout, &current)?;
+            check_minimum_age(ctx, &target)?;
+            Some(current)
+        }
     };
     let password = choose_password(ctx, &mut input, &target, current.as_ref(), force)?;
     say(ctx, "✔ Modifying password...");
@@ -111,6 +119,22 @@ pub fn passwd(
     say(ctx, "Password updated successfully");
     report::changed(ctx, &[target]);
     Ok(())
+}
+
+/// The caller's current password, checked before a self-service change. A
+/// wrong one counts towards the lockout exactly as a failed `verify` does,
+/// and is counted before PAM's failure delay is slept, so neither Ctrl-C
+/// during the delay nor parallel runs get a guess for free.
+fn prove_current(ctx: &Context, lockout: &Lockout, current: &Password) -> Result<(), Error> {
+    match ctx.caller.prove(&ctx.paths, &ctx.config.pam.service, current) {
+        Ok(()) => Ok(lockout.record_success(clock::Now::read())?),
+        Err(Error::AuthFailed) => {
+            lockout.record_wrong_current_password(clock::Now::read())?;
+            std::thread::sleep(pam::failure_delay());
+            Err(Error::AuthFailed)
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// How many new passwords an interactive caller may try, as `passwd` with
@@ -331,7 +355,11 @@ pub fn status(ctx: &Context, user: Option<&str>) -> Result<(), Error> {
     {
         return Err(Error::UnknownUser(target.clone()));
     }
-    let lockouts = Lockouts::load(&ctx.paths, &ctx.config.policy.lockout)?;
+    let lockouts = Lockouts::load(
+        &ctx.paths,
+        &ctx.config.policy.lockout,
+        &ctx.config.pam.service,
+    )?;
     let standings: Vec<report::Standing> = findings
         .iter()
         .map(|(record, _)| report::Standing {
@@ -372,7 +400,12 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
     } else {
         (store, shadow::read_unlocked(&ctx.paths)?)
     };
-    let lockout = lockout::for_user(&ctx.paths, &ctx.config.policy.lockout, &target)?;
+    let lockout = lockout::for_user(
+        &ctx.paths,
+        &ctx.config.policy.lockout,
+        &ctx.config.pam.service,
+        &target,
+    )?;
     let delay = Duration::from_millis(ctx.config.verify.failure_delay_ms);
     // Failures are dated when they happen, not when a prompt began.
     let outcome = match &password {

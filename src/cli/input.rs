@@ -98,9 +98,8 @@ impl<R: BufRead> Input<R> {
 
     /// One password: the next line of standard input, or the answer to `prompt`.
     pub fn password(&mut self, prompt: &str) -> Result<Password, Error> {
-        self.password_or_empty(prompt)?.ok_or_else(|| {
-            Error::Invalid(format!("{}; nothing was changed", PasswordError::Empty))
-        })
+        self.password_or_empty(prompt)?
+            .ok_or_else(|| Error::Invalid(format!("{}; nothing was changed", PasswordError::Empty)))
     }
 
     /// [`password`](Self::password), but an empty answer is `None` rather

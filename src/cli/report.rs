@@ -104,6 +104,16 @@ pub struct Standing {
     pub tally: Result<Option<Assessment>, LockoutError>,
 }
 
+/// The STATE column: the drift, or for an account in sync what Linux holds
+/// around the password: `locked` (`passwd -l`) or `no-password` (`passwd -d`).
+fn shown_state(record: &Record, drift: Drift) -> &'static str {
+    match drift {
+        Drift::InSync if record.locked => "locked",
+        Drift::InSync if record.linux_hash.is_empty() => "no-password",
+        other => other.as_str(),
+    }
+}
+
 #[derive(Serialize)]
 struct StatusLine<'a> {
     user: &'a str,
@@ -111,9 +121,15 @@ struct StatusLine<'a> {
     changed_at: String,
     changed_at_unix: i64,
     changed_by: &'a str,
+    /// The login uid of the human who made the change; null when unknown.
+    changed_by_auid: Option<u32>,
     source: &'static str,
     session_epoch: i64,
     must_change: bool,
+    /// Locked in Linux (`passwd -l`): `verify` refuses every password.
+    account_locked: bool,
+    /// No password in Linux (`passwd -d`): `verify` refuses every password.
+    no_password: bool,
     /// The record adopted a Linux change; its Argon2id hash is derived at the next `verify`.
     app_hash_pending: bool,
     /// By shadow's aging fields: `valid`, `expiring` (inside the warning
@@ -210,13 +226,16 @@ pub fn status(
             let until = lock.and_then(lockout::until_text);
             StatusLine {
                 user: r.user.as_str(),
-                state: state.as_str(),
+                state: shown_state(r, *state),
                 changed_at: clock::utc_text(r.changed_at),
                 changed_at_unix: r.changed_at,
                 changed_by: &r.changed_by,
+                changed_by_auid: r.changed_by_auid,
                 source: r.source.as_str(),
                 session_epoch: r.session_epoch,
                 must_change: r.must_change,
+                account_locked: r.locked,
+                no_password: r.linux_hash.is_empty(),
                 app_hash_pending: r.app_hash.is_none(),
                 password_state: standing.expiry.map(password_state),
                 password_expires_in_days: standing.expiry.and_then(days_left),

@@ -549,18 +549,18 @@ fn replace_record(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
-            record.user.as_str(),
-            record.app_hash,
-            record.linux_hash.as_str(),
-            record.changed_day,
-            record.changed_at,
-            record.changed_by,
-            record.source.as_str(),
-            epoch,
-            record.must_change,
-            record.locked,
-            record.changed_by_auid,
-        ])?;
+        record.user.as_str(),
+        record.app_hash,
+        record.linux_hash.as_str(),
+        record.changed_day,
+        record.changed_at,
+        record.changed_by,
+        record.source.as_str(),
+        epoch,
+        record.must_change,
+        record.locked,
+        record.changed_by_auid,
+    ])?;
     Ok(())
 }
 

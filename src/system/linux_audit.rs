@@ -121,5 +121,4 @@ mod tests {
         let expected = raw.trim().parse::<u32>().ok().filter(|&u| u != u32::MAX);
         assert_eq!(login_uid(), expected);
     }
-
 }

@@ -167,7 +167,11 @@ fn raise_fatal_limits() {
             None if soft == RLIM_INFINITY => continue,
             None => setrlimit(resource, RLIM_INFINITY, RLIM_INFINITY),
             Some(floor) if soft != RLIM_INFINITY && soft < floor => {
-                let hard = if hard == RLIM_INFINITY { hard } else { hard.max(floor) };
+                let hard = if hard == RLIM_INFINITY {
+                    hard
+                } else {
+                    hard.max(floor)
+                };
                 setrlimit(resource, floor, hard)
             }
             Some(_) => continue,

@@ -26,10 +26,30 @@ use crate::account::UserName;
 use crate::secret::Password;
 
 use converse::{Conversation, ConversationFailure};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 use sys::{
-    PAM_AUTH_ERR, PAM_MAXTRIES, PAM_NEW_AUTHTOK_REQD, PAM_RUSER, PAM_SUCCESS, PAM_TTY, PAM_USER,
-    PAM_USER_UNKNOWN, pam_conv, pam_handle_t,
+    PAM_AUTH_ERR, PAM_FAIL_DELAY, PAM_MAXTRIES, PAM_NEW_AUTHTOK_REQD, PAM_RUSER, PAM_SUCCESS,
+    PAM_TTY, PAM_USER, PAM_USER_UNKNOWN, pam_conv, pam_handle_t,
 };
+
+/// The delay libpam asked for after the last failure, in microseconds.
+static FAILURE_DELAY_USEC: AtomicU32 = AtomicU32::new(0);
+
+/// libpam calls this instead of sleeping after a failed check
+/// (`PAM_FAIL_DELAY`): the caller sleeps [`failure_delay`] itself, after it
+/// has counted the failure, so a caller who interrupts the delay can't
+/// escape the count.
+extern "C" fn note_failure_delay(_status: c_int, usec: std::ffi::c_uint, _appdata: *mut c_void) {
+    FAILURE_DELAY_USEC.store(usec, Ordering::Relaxed);
+}
+
+/// The delay PAM's modules asked for after the last failed check (pam_unix
+/// 2 s, pam_faillock's `nodelay` none), for the caller to sleep once the
+/// failure is counted; zero after a success. Taking it resets it.
+pub fn failure_delay() -> Duration {
+    Duration::from_micros(u64::from(FAILURE_DELAY_USEC.swap(0, Ordering::Relaxed)))
+}
 
 /// What `pam_acct_mgmt` said about an account whose password was right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +97,7 @@ fn check(
     ruser: &CStr,
 ) -> Result<AccountState, PamError> {
     transaction.set_item(PAM_RUSER, ruser)?;
+    transaction.set_fail_delay(note_failure_delay)?;
     if let Some(tty) = stdin_tty() {
         transaction.set_item(PAM_TTY, &tty)?;
     }
@@ -244,6 +265,25 @@ impl<'c> Transaction<'c> {
         // SAFETY: the handle is open; PAM copies the NUL-terminated string.
         let status =
             unsafe { sys::pam_set_item(self.handle.as_ptr(), item, value.as_ptr().cast()) };
+        match self.record(status) {
+            PAM_SUCCESS => Ok(()),
+            other => Err(PamError::Other(format!(
+                "could not pass details to PAM: {}",
+                error_text(other)
+            ))),
+        }
+    }
+
+    fn set_fail_delay(
+        &mut self,
+        delay: extern "C" fn(c_int, std::ffi::c_uint, *mut c_void),
+    ) -> Result<(), PamError> {
+        // SAFETY: the handle is open; for PAM_FAIL_DELAY libpam stores the
+        // function pointer itself (not a pointer to it), and a plain
+        // `extern "C"` function lives for the whole process.
+        let status = unsafe {
+            sys::pam_set_item(self.handle.as_ptr(), PAM_FAIL_DELAY, delay as *const c_void)
+        };
         match self.record(status) {
             PAM_SUCCESS => Ok(()),
             other => Err(PamError::Other(format!(

@@ -22,6 +22,9 @@ pub const PAM_CONV_ERR: c_int = 19;
 pub const PAM_USER: c_int = 2;
 pub const PAM_TTY: c_int = 3;
 pub const PAM_RUSER: c_int = 8;
+/// `void (*)(int retval, unsigned usec_delay, void *appdata_ptr)`: called
+/// instead of libpam's own sleep after a failure (Linux-PAM extension).
+pub const PAM_FAIL_DELAY: c_int = 10;
 
 // Message styles of a conversation.
 pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
