@@ -44,6 +44,7 @@ fn root(n: usize) -> (tempfile::TempDir, Paths) {
                     at: Now::at(DAY * 86_400),
                     by: "root".into(),
                     source: Source::Import,
+                    auid: None,
                 },
                 must_change: false,
             }

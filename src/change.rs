@@ -319,6 +319,7 @@ mod tests {
                 at: crate::clock::Now::at(0),
                 by: "root".into(),
                 source: crate::store::Source::Import,
+                auid: None,
             },
             must_change: false,
         };

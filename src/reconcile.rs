@@ -268,6 +268,8 @@ mod tests {
             source: Source::Passwd,
             session_epoch: 1,
             must_change: false,
+            locked: false,
+            changed_by_auid: None,
         }
     }
 
@@ -300,31 +302,60 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_or_an_unlock_in_linux_is_adopted_even_back_to_a_replaced_hash() {
-        let replaced = |h: &LinuxHash| Ok(h.as_str() == "$y$a");
-        // passwd -l, then an older day: still Linux's deliberate act.
-        let locked = record("$y$a", 100);
-        let drift = classify(
-            &locked,
-            Some(&entry("!$y$a", LastChange::Day(50))),
-            replaced,
+    fn a_lock_or_an_unlock_in_linux_is_followed_not_adopted() {
+        let replaced = |h: &LinuxHash| Ok(h.as_str() == "$y$old");
+        // passwd -l, even with an older day: the same password, locked.
+        let r = record("$y$a", 100);
+        let locked = entry("!$y$a", LastChange::Day(50));
+        assert_eq!(
+            classify(&r, Some(&locked), replaced).unwrap(),
+            Drift::InSync
         );
-        assert_eq!(drift.unwrap(), Drift::LinuxNewer);
-        // sync adopted the lock ($y$a went to history); passwd -u brings it back.
-        let adopted_lock = record("!$y$a", 100);
-        let drift = classify(
-            &adopted_lock,
-            Some(&entry("$y$a", LastChange::Day(100))),
-            replaced,
+        let follows = followed(&r, &locked).expect("the lock is followed");
+        assert!(follows.locked);
+        assert_eq!(
+            (
+                follows.linux_hash.as_str(),
+                follows.source,
+                &follows.app_hash
+            ),
+            ("$y$a", Source::Passwd, &r.app_hash),
+            "the password, its provenance and its Argon2id hash stay"
         );
-        assert_eq!(drift.unwrap(), Drift::LinuxNewer);
+        // passwd -u brings it back.
+        let unlocked = entry("$y$a", LastChange::Day(100));
+        assert!(!followed(&follows, &unlocked).unwrap().locked);
+        assert_eq!(followed(&r, &unlocked), None, "nothing to follow");
         // A different replaced hash behind the lock is still a rollback.
         let drift = classify(
-            &adopted_lock,
-            Some(&entry("$y$old", LastChange::Day(100))),
-            |h| Ok(h.as_str() == "$y$old"),
+            &follows,
+            Some(&entry("!$y$old", LastChange::Day(100))),
+            replaced,
         );
         assert_eq!(drift.unwrap(), Drift::RecordNewer);
+    }
+
+    #[test]
+    fn a_forced_change_in_linux_is_followed_both_ways() {
+        let r = record("$y$a", 100);
+        let forced = followed(&r, &entry("$y$a", LastChange::MustChange)).unwrap();
+        assert!(forced.must_change && !forced.locked);
+        assert!(
+            !followed(&forced, &entry("$y$a", LastChange::Day(120)))
+                .unwrap()
+                .must_change
+        );
+    }
+
+    #[test]
+    fn an_adopted_lock_keeps_the_password_apart_from_the_lock() {
+        let a = adopted(
+            &record("$y$a", 100),
+            &entry("!$y$b", LastChange::Day(120)),
+            Now::at(130 * 86_400),
+        );
+        assert_eq!((a.linux_hash.as_str(), a.locked), ("$y$b", true));
+        assert_eq!(a.shadow_hash().as_str(), "!$y$b");
     }
 
     #[test]

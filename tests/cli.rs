@@ -660,7 +660,7 @@ fn insert_intent(root: &fixture::Root, user: &str, old: &str, password: &str) ->
         .unwrap();
     let db = rusqlite::Connection::open(root.file("var/lib/credsync/credsync.db")).unwrap();
     db.execute(
-        "INSERT INTO intent VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'root', 'passwd', 0)",
+        "INSERT INTO intent VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'root', 'passwd', 0, NULL)",
         rusqlite::params![user, old, new, app, today(), today() * 86_400],
     )
     .unwrap();
@@ -699,6 +699,18 @@ fn on_terminal_then(
     cue: Option<&str>,
     keys: &str,
 ) -> std::process::Output {
+    on_terminal_typing_ahead(root, args, after, cue, "", keys)
+}
+
+/// The same, with `ahead` typed at once, before credsync can show anything.
+fn on_terminal_typing_ahead(
+    root: &fixture::Root,
+    args: &str,
+    after: &str,
+    cue: Option<&str>,
+    ahead: &str,
+    keys: &str,
+) -> std::process::Output {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     let bin = assert_cmd::cargo::cargo_bin("credsync");
@@ -735,7 +747,17 @@ fn on_terminal_then(
         }
     }
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(keys.as_bytes()).unwrap();
+    stdin.write_all(ahead.as_bytes()).unwrap();
+    if cue.is_some() {
+        stdin.write_all(keys.as_bytes()).unwrap();
+    } else {
+        // credsync discards what is typed before a prompt shows (as getpass
+        // does), so each line goes once its prompt is on the terminal.
+        for (i, line) in keys.split_inclusive('\n').enumerate() {
+            wait_for_prompts(&shown, i + 1);
+            stdin.write_all(line.as_bytes()).unwrap();
+        }
+    }
     drop(stdin);
     let status = child.wait().unwrap();
     reader.join().unwrap();
@@ -745,6 +767,48 @@ fn on_terminal_then(
         stdout,
         stderr: Vec::new(),
     }
+}
+
+/// Waits until the terminal has shown `count` password prompts, or credsync
+/// has ended (then nothing more will be asked).
+fn wait_for_prompts(shown: &std::sync::Mutex<Vec<u8>>, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+        let prompts = ["password: ", "Password: ", "Confirm: "]
+            .iter()
+            .map(|p| text.matches(p).count())
+            .sum::<usize>();
+        if prompts >= count || text.contains("exit=") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the terminal never showed prompt {count}: {text:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// What was typed before a hidden prompt showed has been echoed in clear
+/// text already: it is discarded, as getpass(3) discards it, never taken as
+/// the password.
+#[test]
+fn type_ahead_before_a_hidden_prompt_is_discarded() {
+    let root = Fixture::new().user("alice", "Old#Pass1").build();
+    let ahead = "Typed#Ahead-77\n";
+    let out = on_terminal_typing_ahead(
+        &root,
+        "passwd alice",
+        "true",
+        None,
+        ahead,
+        &format!("{NEW}\n{NEW}\n"),
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert_eq!(root.verify("alice", NEW), 0, "{shown}");
+    assert_ne!(root.verify("alice", "Typed#Ahead-77"), 0);
 }
 
 #[test]

@@ -126,7 +126,10 @@ pub fn passwd(
 /// and is counted before PAM's failure delay is slept, so neither Ctrl-C
 /// during the delay nor parallel runs get a guess for free.
 fn prove_current(ctx: &Context, lockout: &Lockout, current: &Password) -> Result<(), Error> {
-    match ctx.caller.prove(&ctx.paths, &ctx.config.pam.service, current) {
+    match ctx
+        .caller
+        .prove(&ctx.paths, &ctx.config.pam.service, current)
+    {
         Ok(()) => Ok(lockout.record_success(clock::Now::read())?),
         Err(Error::AuthFailed) => {
             lockout.record_wrong_current_password(clock::Now::read())?;

@@ -312,7 +312,8 @@ impl Store {
                 detail: check,
             });
         }
-        if version == SCHEMA_VERSION {
+        // Every schema so far has the same three tables.
+        if version >= 1 {
             let tables: i64 = store
                 .conn
                 .query_row(
@@ -652,9 +653,66 @@ mod tests {
                 at: Now::at(day * 86_400),
                 by: "root".into(),
                 source: Source::Passwd,
+                auid: None,
             },
             must_change: false,
         }
+    }
+
+    /// A schema-1 store (a `passwd -l` adopted as a `!` hash) opens as
+    /// schema 2: the lock in its own column, the password without it, a
+    /// change in flight kept; read-only readers see the same before that.
+    #[test]
+    fn a_schema_one_store_is_migrated_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        let owner = nix::unistd::geteuid().as_raw();
+        drop(open(&tmp));
+        let db = dir.join("credsync.db");
+        {
+            let old = Connection::open(&db).unwrap();
+            old.execute_batch(
+                "DROP TABLE record; DROP TABLE intent;
+                 CREATE TABLE record (user TEXT PRIMARY KEY NOT NULL, app_hash TEXT,
+                   linux_hash TEXT NOT NULL, changed_day INTEGER NOT NULL,
+                   changed_at INTEGER NOT NULL, changed_by TEXT NOT NULL,
+                   source TEXT NOT NULL, session_epoch INTEGER NOT NULL,
+                   must_change INTEGER NOT NULL) STRICT;
+                 CREATE TABLE intent (user TEXT PRIMARY KEY NOT NULL, old_linux TEXT NOT NULL,
+                   new_linux TEXT NOT NULL, app_hash TEXT NOT NULL, changed_day INTEGER NOT NULL,
+                   changed_at INTEGER NOT NULL, changed_by TEXT NOT NULL, source TEXT NOT NULL,
+                   must_change INTEGER NOT NULL) STRICT;
+                 INSERT INTO record VALUES ('alice', NULL, '!$y$a', 1, 1, 'linux', 'adopted', 3, 0);
+                 INSERT INTO record VALUES ('bob', '$argon2id$b', '$y$b', 1, 1, 'root', 'recover', 1, 1);
+                 INSERT INTO intent VALUES ('bob', '$y$b', '$y$c', '$argon2id$c', 2, 2, 'bob', 'passwd', 0);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let alice = UserName::parse("alice").unwrap();
+        let reader = Store::open_existing(&dir, owner).unwrap().unwrap();
+        let seen = reader.record(&alice).unwrap().unwrap();
+        assert_eq!((seen.linux_hash.as_str(), seen.locked), ("$y$a", true));
+        drop(reader);
+
+        let store = Store::open(&dir, owner).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let alice = store.record(&alice).unwrap().unwrap();
+        assert_eq!(
+            (alice.linux_hash.as_str(), alice.locked, alice.session_epoch),
+            ("$y$a", true, 3)
+        );
+        assert_eq!(alice.shadow_hash().as_str(), "!$y$a");
+        let bob = store
+            .record(&UserName::parse("bob").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(!bob.locked && bob.must_change && bob.changed_by_auid.is_none());
+        assert_eq!(store.intents().unwrap().len(), 1);
     }
 
     #[test]
@@ -713,6 +771,8 @@ mod tests {
             source: Source::Adopted,
             session_epoch: 0,
             must_change: false,
+            locked: false,
+            changed_by_auid: None,
         };
         store
             .adopt(std::slice::from_ref(&adopted), Now::at(0))

@@ -63,8 +63,10 @@ pub fn ask(prompt: &str, limit: usize) -> Result<Zeroizing<Vec<u8>>, AskError> {
         .open("/dev/tty")
         .map_err(|_| AskError::NoTerminal)?;
     let signals = Interruptible::new();
-    tty.write_all(prompt.as_bytes()).map_err(AskError::Io)?;
+    // Echo off (and type-ahead discarded) before the prompt shows, as
+    // getpass(3) orders it: what is typed once the prompt is seen is kept.
     let echo_off = EchoOff::new(&tty).map_err(|_| AskError::NoTerminal)?;
+    (&tty).write_all(prompt.as_bytes()).map_err(AskError::Io)?;
     let line = read_line(
         &mut Waiting {
             tty: &tty,
