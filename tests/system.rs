@@ -12,6 +12,8 @@ mod harness;
 
 #[path = "system/concurrency.rs"]
 mod concurrency;
+#[path = "system/drift.rs"]
+mod drift;
 #[path = "system/faults.rs"]
 mod faults;
 #[path = "system/hostile.rs"]

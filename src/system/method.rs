@@ -81,27 +81,28 @@ const PAM_UNIX_HASH_OPTIONS: [(&str, PamHash); 8] = [
 ];
 
 /// The method pam_unix computes from its options, mirroring `_set_ctrl` in
-/// linux-pam `modules/pam_unix/support.c` (1.6.0 and later; commits
-/// bf9ebc84 "use correct number of rounds", 8d082da1 "read yescrypt rounds
-/// from login.defs", 6caedeff "improve fallback values for rounds"):
+/// linux-pam `modules/pam_unix/support.c` as Linux-PAM 1.5.2 (Debian 12) has
+/// it, so credsync writes what `passwd` writes there:
 /// - `ENCRYPT_METHOD` from login.defs presets the method (case-insensitive
 ///   prefix match against the option names, so `BCRYPT` is not recognised);
+///   only when it names sha256 or sha512 is `SHA_CRYPT_MAX_ROUNDS` read, and
+///   then it counts as a cost set (whatever method the options pick);
 /// - each option matching a hash name replaces the method, so the last wins;
 ///   `rounds=N` sets the cost (the last valid one wins);
-/// - without `rounds=`, login.defs gives `YESCRYPT_COST_FACTOR` for yescrypt
-///   and `SHA_CRYPT_MAX_ROUNDS` for sha256/sha512 (never `SHA_CRYPT_MIN_ROUNDS`);
-/// - still without a cost, yescrypt, gost_yescrypt and blowfish use 5;
-/// - costs are clamped to 3..=11 (yescrypt) and 4..=31 (blowfish); SHA
-///   rounds below 1000 mean the default, 10^7 and more become 9999999.
+/// - `YESCRYPT_COST_FACTOR` and `SHA_CRYPT_MIN_ROUNDS` are never read: with
+///   no cost set, yescrypt, gost_yescrypt and blowfish use 5 (`$y$j9T$`);
+/// - a cost out of range (yescrypt 3..=11, blowfish 4..=31) becomes 5, not
+///   the nearest bound; SHA rounds below 1000 mean libcrypt's default, 10^7
+///   and more become 9999999.
 ///
-/// Linux-PAM 1.5.2 (Debian 12) differs only for unusual configurations: it
-/// reads no `YESCRYPT_COST_FACTOR`, takes `SHA_CRYPT_MAX_ROUNDS` whenever
-/// `ENCRYPT_METHOD` is a SHA method (even for a `yescrypt` option), and
-/// replaces an out-of-range yescrypt/blowfish cost with 5 instead of clamping.
+/// Linux-PAM 1.6.0 and later read `YESCRYPT_COST_FACTOR` and clamp instead
+/// (commits 8d082da1 and 6caedeff); the README's "Supported systems" says
+/// which release these rules follow.
 ///
 /// `None` when pam_unix would write DES or bigcrypt (no method option and no
 /// usable `ENCRYPT_METHOD`): credsync does not write 8-character hashes, and
-/// detection moves on to login.defs and libcrypt's default.
+/// detection moves on to login.defs and libcrypt's default — the one place
+/// it writes something other than `passwd` would.
 fn pam_unix_method(args: &[String], defs: Option<&LoginDefs>) -> Option<HashMethod> {
     let mut hash = defs
         .and_then(|d| d.get("ENCRYPT_METHOD"))
@@ -112,11 +113,16 @@ fn pam_unix_method(args: &[String], defs: Option<&LoginDefs>) -> Option<HashMeth
                 .find(|(name, _)| value.starts_with(name))
                 .map(|&(_, hash)| hash)
         });
-    let mut rounds = None;
+    let mut rounds = match hash {
+        Some(PamHash::Method(Algorithm::Sha256 | Algorithm::Sha512)) => defs
+            .and_then(|d| d.get("SHA_CRYPT_MAX_ROUNDS"))
+            .and_then(pam_unix_strtol),
+        _ => None,
+    };
     for arg in args {
         if let Some(value) = arg.strip_prefix("rounds=") {
             if let Some(n) = pam_unix_int(value) {
-                rounds = Some(n);
+                rounds = Some(i64::from(n));
             }
         } else if let Some(&(_, option)) = PAM_UNIX_HASH_OPTIONS
             .iter()
@@ -128,25 +134,35 @@ fn pam_unix_method(args: &[String], defs: Option<&LoginDefs>) -> Option<HashMeth
     let Some(PamHash::Method(algorithm)) = hash else {
         return None;
     };
-    let login_defs_key = match algorithm {
-        Algorithm::Yescrypt => Some("YESCRYPT_COST_FACTOR"),
-        Algorithm::Sha256 | Algorithm::Sha512 => Some("SHA_CRYPT_MAX_ROUNDS"),
-        _ => None,
+    let within = |range: std::ops::RangeInclusive<i64>| {
+        let cost = rounds.filter(|r| range.contains(r)).unwrap_or(5);
+        Some(u32::try_from(cost).expect("a small cost"))
     };
-    if rounds.is_none() {
-        rounds = login_defs_key
-            .and_then(|key| defs?.get(key))
-            .and_then(pam_unix_int);
-    }
     let rounds = match algorithm {
-        Algorithm::Yescrypt | Algorithm::GostYescrypt => Some(rounds.unwrap_or(5).clamp(3, 11)),
-        Algorithm::Blowfish => Some(rounds.unwrap_or(5).clamp(4, 31)),
+        Algorithm::Yescrypt | Algorithm::GostYescrypt => within(3..=11),
+        Algorithm::Blowfish => within(4..=31),
         Algorithm::Sha256 | Algorithm::Sha512 => rounds
-            .filter(|&r| r >= 1000 && r != i32::MAX as u32)
-            .map(|r| r.min(9_999_999)),
+            .filter(|&r| r >= 1000 && r != i64::from(i32::MAX))
+            .map(|r| u32::try_from(r.min(9_999_999)).expect("below 10^7")),
         Algorithm::Md5 => None,
     };
     Some(HashMethod { algorithm, rounds })
+}
+
+/// `strtol(value, NULL, 10)` into an `int`, as 1.5.2 reads
+/// `SHA_CRYPT_MAX_ROUNDS`: leading blanks and a sign allowed, trailing text
+/// ignored, nothing readable is 0.
+fn pam_unix_strtol(value: &str) -> Option<i64> {
+    let text = value.trim_start_matches([' ', '\t']);
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let n: i64 = digits[..end].parse().unwrap_or(0);
+    Some((sign * n).clamp(i64::from(i32::MIN), i64::from(i32::MAX)))
 }
 
 /// pam_unix's `_unix_strtoi(str, 0, ...)`: a whole decimal number from 0 to
@@ -516,14 +532,16 @@ mod tests {
     }
 
     #[test]
-    fn pam_unix_without_a_method_takes_login_defs_encrypt_method() {
+    fn pam_unix_without_a_method_takes_login_defs_encrypt_method_but_not_its_cost() {
+        // Linux-PAM 1.5.2 never reads YESCRYPT_COST_FACTOR: `passwd` writes
+        // `$y$j9T$` (cost 5) here, and so does credsync.
         let fx = Fixture::new()
             .pam("credsync", "password required pam_unix.so shadow nullok\n")
             .login_defs("ENCRYPT_METHOD yescrypt\nYESCRYPT_COST_FACTOR 8\n");
         assert_eq!(
             fx.detect(),
             (
-                method(Algorithm::Yescrypt, Some(8)),
+                method(Algorithm::Yescrypt, Some(5)),
                 fx.pam_file("credsync")
             )
         );
@@ -555,37 +573,39 @@ mod tests {
     }
 
     #[test]
-    fn pam_unix_costs_follow_support_c() {
+    fn pam_unix_costs_follow_support_c_of_linux_pam_1_5_2() {
         let defs = LoginDefs::parse(
             "ENCRYPT_METHOD SHA512\nSHA_CRYPT_MIN_ROUNDS 2000\nSHA_CRYPT_MAX_ROUNDS 8000\nYESCRYPT_COST_FACTOR 9\n",
         );
         let d = Some(&defs);
         let cases: [(&str, Option<&LoginDefs>, HashMethod); 14] = [
-            // login.defs keys apply to the final method, only without rounds=.
-            ("yescrypt", d, method(Algorithm::Yescrypt, Some(9))),
+            // SHA_CRYPT_MAX_ROUNDS is read because ENCRYPT_METHOD is SHA, and
+            // counts as a cost for whatever method the options pick; out of
+            // range for yescrypt, it becomes 5. YESCRYPT_COST_FACTOR: never.
+            ("yescrypt", d, method(Algorithm::Yescrypt, Some(5))),
             ("yescrypt rounds=4", d, method(Algorithm::Yescrypt, Some(4))),
             ("sha256", d, method(Algorithm::Sha256, Some(8000))),
             ("", d, method(Algorithm::Sha512, Some(8000))),
             ("gost_yescrypt", d, method(Algorithm::GostYescrypt, Some(5))),
             ("blowfish", d, method(Algorithm::Blowfish, Some(5))),
-            // Clamping.
+            // Out of range is 5, not the nearest bound.
             (
                 "yescrypt rounds=1",
                 None,
-                method(Algorithm::Yescrypt, Some(3)),
+                method(Algorithm::Yescrypt, Some(5)),
             ),
             (
-                "yescrypt rounds=40",
+                "yescrypt rounds=11",
                 None,
                 method(Algorithm::Yescrypt, Some(11)),
             ),
             (
                 "blowfish rounds=2",
                 None,
-                method(Algorithm::Blowfish, Some(4)),
+                method(Algorithm::Blowfish, Some(5)),
             ),
             (
-                "blowfish rounds=99",
+                "blowfish rounds=31",
                 None,
                 method(Algorithm::Blowfish, Some(31)),
             ),

@@ -584,6 +584,34 @@ impl Sandbox {
             .map(|row| row["state"].as_str().expect("state is a string").to_owned())
     }
 
+    /// `credsync --json status USER` as root: `user`'s row.
+    #[track_caller]
+    pub fn status_row(&self, user: &str) -> serde_json::Value {
+        let out = self
+            .credsync(&["--json", "status", user], "")
+            .expect_ok("status --json");
+        let value: serde_json::Value = serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{out}"));
+        value
+            .as_array()
+            .and_then(|rows| rows.iter().find(|row| row["user"] == user).cloned())
+            .unwrap_or_else(|| panic!("status --json has no row for {user}:\n{out}"))
+    }
+
+    /// One value from the store, read with `sqlite3 -readonly` as root.
+    #[track_caller]
+    pub fn sql(&self, query: &str) -> String {
+        let quoted = query.replace('\'', "'\\''");
+        self.root_sh(
+            &format!("sqlite3 -readonly /var/lib/credsync/credsync.db '{quoted}'"),
+            "",
+        )
+        .expect_ok("sqlite3 reads the store")
+        .stdout
+        .trim()
+        .to_owned()
+    }
+
     /// Real `pwck -r` (read-only): exit code and report.
     pub fn pwck(&self) -> Outcome {
         self.root_tool("pwck", &["-r"], "")
