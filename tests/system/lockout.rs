@@ -191,3 +191,136 @@ fn a_lock_set_by_pam_faillock_refuses_verify_and_faillock_reset_lifts_it() {
     faillock(&sandbox, true);
     verify(&sandbox, PASSWORD).expect_ok("verify after faillock --reset");
 }
+
+/// The `credsync` service with pam_faillock as a site adds it to
+/// `common-auth`, with `args` on each pam_faillock line (none: its own
+/// defaults and faillock.conf).
+fn site_stack(args: &str) -> String {
+    format!(
+        "auth     required                 pam_faillock.so preauth {args}\n\
+         auth     [success=1 default=bad]  pam_unix.so nodelay\n\
+         auth     [default=die]            pam_faillock.so authfail {args}\n\
+         auth     sufficient               pam_faillock.so authsucc {args}\n\
+         auth     required                 pam_deny.so\n\
+         account  required                 pam_faillock.so {args}\n\
+         @include common-account\n\
+         @include common-password\n"
+    )
+}
+
+/// Out of the box — pam_faillock with nothing set, so its own 3 failures
+/// and 600 s, and the appliance's 6 and 1800 s in `[policy.lockout]` — three
+/// bad ssh-style logins lock the application too, for pam_faillock's time,
+/// and a right password through `verify` does not empty the tally.
+#[test]
+fn out_of_the_box_the_sites_pam_faillock_and_verify_lock_alike() {
+    let (sandbox, _) = alice(
+        &config("failures = 6\nwindow_secs = 900\nlock_secs = 1800"),
+        &format!("dir = {DIR}\nnodelay\n"),
+    );
+    std::fs::write(sandbox.etc("pam.d/credsync"), site_stack("")).unwrap();
+    for _ in 0..3 {
+        assert!(!sandbox.pamtester("alice", WRONG));
+    }
+    let out = verify(&sandbox, PASSWORD).expect_code(LOCKED, "verify after 3 PAM failures");
+    assert!(
+        out.stderr
+            .contains("the account is locked after 3 failed logins; try again in 10 minutes"),
+        "{out}"
+    );
+    assert_eq!(rows_of(&sandbox), 3, "verify emptied a locked tally");
+    assert_eq!(sandbox.status_row("alice")["locked"], true);
+    let login = sandbox.pamtester_ops("alice", PASSWORD, &["authenticate"]);
+    assert_ne!(login.code, 0, "ssh let alice in early:\n{login}");
+}
+
+/// pam_faillock's arguments in the stack count as pam_faillock counts them:
+/// over faillock.conf.
+#[test]
+fn pam_faillock_arguments_in_the_stack_set_the_numbers() {
+    let (sandbox, _) = alice(
+        &config("failures = 6"),
+        &format!("dir = {DIR}\ndeny = 5\nnodelay\n"),
+    );
+    std::fs::write(
+        sandbox.etc("pam.d/credsync"),
+        site_stack("deny=2 unlock_time=120"),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        verify(&sandbox, WRONG).expect_code(exit::DENIED, "a wrong password");
+    }
+    let out = verify(&sandbox, PASSWORD).expect_code(LOCKED, "verify after 2 failures");
+    assert!(
+        out.stderr
+            .contains("the account is locked after 2 failed logins; try again in 2 minutes"),
+        "{out}"
+    );
+    let login = sandbox.pamtester_ops("alice", PASSWORD, &["authenticate"]);
+    assert_ne!(login.code, 0, "pam_faillock disagrees:\n{login}");
+}
+
+/// A wrong current password in a self-service `passwd` counts like a failed
+/// `verify` (Debian's common-auth has no pam_faillock: credsync counts it),
+/// so guessing through credsync runs into the lockout.
+#[test]
+fn wrong_current_passwords_in_self_service_are_counted() {
+    let (sandbox, alice) = alice(
+        &config("failures = 2\nwindow_secs = 900\nlock_secs = 600"),
+        &format!("dir = {DIR}\n"),
+    );
+    for attempt in 1..=2 {
+        sandbox
+            .as_user(&alice)
+            .run(&["passwd", "--stdin"], &format!("{WRONG}\n{NEW}\n"))
+            .expect_code(exit::DENIED, "a wrong current password");
+        assert_eq!(rows_of(&sandbox), attempt, "the guess was not counted");
+    }
+    let out = sandbox
+        .as_user(&alice)
+        .run(&["passwd", "--stdin"], &format!("{PASSWORD}\n{NEW}\n"))
+        .expect_code(LOCKED, "the right password once locked");
+    assert!(
+        out.stderr
+            .contains("the account is locked after 2 failed logins"),
+        "{out}"
+    );
+    verify(&sandbox, PASSWORD).expect_code(LOCKED, "verify shares the lock");
+}
+
+/// With pam_faillock in the stack, PAM counts the wrong current password;
+/// credsync doesn't count it a second time.
+#[test]
+fn a_wrong_current_password_is_counted_once_when_pam_faillock_counts_it() {
+    let (sandbox, alice) = alice(&config("failures = 6"), &format!("dir = {DIR}\nnodelay\n"));
+    std::fs::write(sandbox.etc("pam.d/credsync"), site_stack("")).unwrap();
+    sandbox
+        .as_user(&alice)
+        .run(&["passwd", "--stdin"], &format!("{WRONG}\n{NEW}\n"))
+        .expect_code(exit::DENIED, "a wrong current password");
+    assert_eq!(rows_of(&sandbox), 1);
+}
+
+/// `verify` of an account credsync doesn't manage can never succeed, so a
+/// guess there is not counted: the application's service account can't lock
+/// root, or anyone else, out of ssh.
+#[test]
+fn verify_never_counts_against_an_unmanaged_account() {
+    let (sandbox, _) = alice(&config("failures = 6"), &format!("dir = {DIR}\nnodelay\n"));
+    std::fs::write(sandbox.etc("pam.d/credsync"), site_stack("")).unwrap();
+    sandbox.useradd("bob");
+    sandbox.chpasswd("bob", PASSWORD);
+    for user in ["bob", "root"] {
+        for _ in 0..6 {
+            sandbox
+                .credsync(&["verify", user, "--stdin"], &format!("{WRONG}\n"))
+                .expect_code(exit::DENIED, "verify of an unmanaged account");
+        }
+        let tally = sandbox.root_sh(&format!("test -e {DIR}/{user}"), "");
+        assert_ne!(tally.code, 0, "{user}'s tally was written");
+    }
+    assert!(
+        sandbox.pamtester("bob", PASSWORD),
+        "bob is locked out of PAM"
+    );
+}
