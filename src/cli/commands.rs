@@ -23,7 +23,7 @@ use crate::verify::{self, Outcome};
 use std::collections::HashMap;
 use std::time::Duration;
 
-const LOGOUT_WARNING: &str = "Changing the current password will log this user out of all active sessions. \
+const LOGOUT_WARNING: &str = "Changing the current password will log this user out of all active application sessions. \
 Subsequent logins will require the new password to authenticate.";
 
 fn user_name(name: &str) -> Result<UserName, Error> {

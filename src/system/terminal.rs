@@ -56,7 +56,7 @@ pub enum AskError {
 /// Writes `prompt` to `/dev/tty` and reads one line without echo, at most
 /// `limit` bytes, without its newline.
 pub fn ask(prompt: &str, limit: usize) -> Result<Zeroizing<Vec<u8>>, AskError> {
-    let mut tty = OpenOptions::new()
+    let tty = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOCTTY)
