@@ -95,7 +95,7 @@ fn self_service_change(args: &[&str]) {
     );
     assert!(
         out.stdout
-            .contains("log this user out of all active sessions"),
+            .contains("log this user out of all active application sessions"),
         "no logout warning:\n{out}"
     );
 
