@@ -24,6 +24,8 @@ mod limits;
 mod lockout;
 #[path = "system/policy.rs"]
 mod policy;
+#[path = "system/rootside.rs"]
+mod rootside;
 #[path = "system/secrets.rs"]
 mod secrets;
 

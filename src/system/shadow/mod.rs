@@ -127,8 +127,9 @@ pub struct ShadowLock {
     held: Option<(lock::LockFile, lock::PwdLock)>,
     /// A write happened: the caches are flushed after the release.
     written: Cell<bool>,
-    // Dropped last, after `Drop::drop` released the locks.
-    _signals: signals::Blocked,
+    /// Let go right after the locks, before the caches are flushed: the
+    /// flush may take seconds, and holds nothing another tool waits for.
+    signals: Option<signals::Blocked>,
 }
 
 impl ShadowLock {
@@ -152,7 +153,7 @@ impl ShadowLock {
             paths: paths.clone(),
             held: Some((shadow_lock, pwd_lock)),
             written: Cell::new(false),
-            _signals: signals,
+            signals: Some(signals),
         })
     }
 
@@ -186,6 +187,7 @@ impl ShadowLock {
 impl Drop for ShadowLock {
     fn drop(&mut self) {
         drop(self.held.take());
+        drop(self.signals.take());
         if self.written.get() && !self.paths.is_alternate_root() {
             replace::flush_caches();
         }
