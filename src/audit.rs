@@ -173,6 +173,8 @@ impl Event<'_> {
     fn audit_record(&self) -> Option<(RecordType, &'static str, &UserName)> {
         use RecordType::{AccountLocked, AccountUnlocked, ChangedAuthToken};
         Some(match self {
+            // libpam has sent its own record for a change made through PAM.
+            Event::Changed { how: "pam", .. } => return None,
             Event::Changed { user, how, .. } | Event::Finished { user, how, .. } => {
                 (ChangedAuthToken, op_of(how), user)
             }

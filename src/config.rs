@@ -114,12 +114,16 @@ impl Default for VerifyConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PamConfig {
     pub service: String,
+    /// pam_credsync.so enrols a user credsync doesn't manage yet when their
+    /// password changes through PAM; off, it leaves them alone.
+    pub enrol_on_change: bool,
 }
 
 impl Default for PamConfig {
     fn default() -> Self {
         PamConfig {
             service: "credsync".to_owned(),
+            enrol_on_change: false,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fault;
 pub mod judge;
 pub mod lockout;
+pub mod pam_change;
 pub mod policy;
 pub mod reconcile;
 pub mod secret;

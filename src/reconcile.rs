@@ -250,6 +250,7 @@ fn adopted(record: &Record, entry: &ShadowEntry, now: Now) -> Record {
         must_change: entry.last_change == LastChange::MustChange,
         locked: entry.hash.is_locked(),
         changed_by_auid: None,
+        pam_service: None,
     }
 }
 
@@ -270,6 +271,7 @@ mod tests {
             must_change: false,
             locked: false,
             changed_by_auid: None,
+            pam_service: None,
         }
     }
 

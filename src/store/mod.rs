@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS record (
     session_epoch INTEGER NOT NULL,
     must_change   INTEGER NOT NULL,
     locked        INTEGER NOT NULL DEFAULT 0,
-    changed_by_auid INTEGER
+    changed_by_auid INTEGER,
+    pam_service   TEXT
 ) STRICT;
 CREATE TABLE IF NOT EXISTS history (
     user       TEXT NOT NULL,
@@ -58,11 +59,12 @@ CREATE TABLE IF NOT EXISTS intent (
 ";
 
 /// From schema 1: the account's lock state in its own column (schema 1 kept
-/// an adopted `passwd -l` as a `!`-prefixed Linux hash), and the login uid of
-/// whoever made a change. Old readers of the columns they know keep working.
+/// an adopted `passwd -l` as a `!`-prefixed Linux hash), the login uid of
+/// whoever made a change, and the PAM service a change came through. Old readers of the columns they know keep working.
 const MIGRATE_FROM_1: &str = "
 ALTER TABLE record ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE record ADD COLUMN changed_by_auid INTEGER;
+ALTER TABLE record ADD COLUMN pam_service TEXT;
 ALTER TABLE intent ADD COLUMN changed_by_auid INTEGER;
 UPDATE record SET locked = 1, linux_hash = ltrim(linux_hash, '!') WHERE linux_hash LIKE '!%';
 ";
@@ -104,6 +106,9 @@ pub enum Source {
     Import,
     /// A change made in Linux outside credsync, taken over by `sync`.
     Adopted,
+    /// A change made through PAM (`passwd`, `chpasswd`, a forced change at
+    /// login), taken into the record by pam_credsync in the same operation.
+    Pam,
 }
 
 impl Source {
@@ -113,6 +118,7 @@ impl Source {
             Source::Recover => "recover",
             Source::Import => "import",
             Source::Adopted => "adopted",
+            Source::Pam => "pam",
         }
     }
 
@@ -121,6 +127,7 @@ impl Source {
             "recover" => Source::Recover,
             "import" => Source::Import,
             "adopted" => Source::Adopted,
+            "pam" => Source::Pam,
             _ => Source::Passwd,
         }
     }
@@ -161,6 +168,9 @@ pub struct Record {
     pub locked: bool,
     /// The login uid behind the change (see [`Provenance::auid`]).
     pub changed_by_auid: Option<u32>,
+    /// The PAM service a change came through (`passwd`, `chpasswd`, `sshd`),
+    /// for `Source::Pam`; `None` otherwise.
+    pub pam_service: Option<String>,
 }
 
 impl Record {
@@ -204,6 +214,7 @@ impl Intent {
             must_change: self.must_change,
             locked: false,
             changed_by_auid: self.provenance.auid,
+            pam_service: None,
         }
     }
 }
@@ -435,7 +446,7 @@ impl Store {
     pub fn complete_intents(&mut self, intents: &[Intent]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for i in intents {
-            replace_record(&tx, &i.as_record(), &i.old_linux, i.provenance.at)?;
+            replace_record(&tx, &i.as_record(), Some(&i.old_linux), i.provenance.at)?;
             tx.prepare_cached("DELETE FROM intent WHERE user = ?1")?
                 .execute([i.user.as_str()])?;
         }
@@ -458,8 +469,18 @@ impl Store {
     pub fn adopt(&mut self, adoptions: &[Record], at: Now) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for record in adoptions {
-            replace_record(&tx, record, &record.linux_hash, at)?;
+            replace_record(&tx, record, Some(&record.linux_hash), at)?;
         }
+        Ok(tx.commit()?)
+    }
+
+    /// A change PAM made to `/etc/shadow` a moment ago, taken into the record
+    /// (pam_credsync): the replaced hashes go to history and the epoch goes
+    /// up, as for any change. A user's first record has no replaced hash to
+    /// keep: PAM has overwritten it already.
+    pub fn record_change(&mut self, record: &Record, at: Now) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        replace_record(&tx, record, None, at)?;
         Ok(tx.commit()?)
     }
 
@@ -520,11 +541,12 @@ fn checked_files() -> std::sync::MutexGuard<'static, Vec<[u64; 5]>> {
 /// Replaces (or creates) a record: the previous hashes move to history and the
 /// session epoch goes up by one, which signs the user out of the application.
 /// A user's first record keeps `enrolled_from`, the shadow hash it replaced, in
-/// history too, so a rollback to before the enrolment is recognised.
+/// history too, so a rollback to before the enrolment is recognised (when it
+/// is known).
 fn replace_record(
     tx: &Transaction<'_>,
     record: &Record,
-    enrolled_from: &LinuxHash,
+    enrolled_from: Option<&LinuxHash>,
     at: Now,
 ) -> Result<(), StoreError> {
     let previous: Option<(Option<String>, String, i64)> = tx
@@ -533,21 +555,23 @@ fn replace_record(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    let (retired_app, retired_linux, epoch) = match previous {
-        Some((app_hash, linux_hash, epoch)) => (app_hash, linux_hash, epoch + 1),
-        None => (None, enrolled_from.as_str().to_owned(), 1),
+    let (retired, epoch) = match previous {
+        Some((app_hash, linux_hash, epoch)) => (Some((app_hash, linux_hash)), epoch + 1),
+        None => (enrolled_from.map(|h| (None, h.as_str().to_owned())), 1),
     };
-    tx.prepare_cached("INSERT INTO history VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![
-            record.user.as_str(),
-            retired_app,
-            retired_linux,
-            at.unix_secs
-        ])?;
+    if let Some((retired_app, retired_linux)) = retired {
+        tx.prepare_cached("INSERT INTO history VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![
+                record.user.as_str(),
+                retired_app,
+                retired_linux,
+                at.unix_secs
+            ])?;
+    }
     tx.prepare_cached(
         "INSERT OR REPLACE INTO record (user, app_hash, linux_hash, changed_day, changed_at,
-         changed_by, source, session_epoch, must_change, locked, changed_by_auid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         changed_by, source, session_epoch, must_change, locked, changed_by_auid, pam_service)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         record.user.as_str(),
@@ -591,6 +615,7 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Record>> {
         must_change: r.get("must_change")?,
         locked,
         changed_by_auid: optional_column(r, "changed_by_auid")?.flatten(),
+        pam_service: optional_column(r, "pam_service")?.flatten(),
     }))
 }
 
@@ -773,6 +798,7 @@ mod tests {
             must_change: false,
             locked: false,
             changed_by_auid: None,
+            pam_service: None,
         };
         store
             .adopt(std::slice::from_ref(&adopted), Now::at(0))
