@@ -7,9 +7,9 @@
 //! `cargo bench --bench hash_floor -- --users 1000 --memory-kib 19456
 //!  --iterations 2 --parallelism 1 --method yescrypt --threads 2 --reps 3`
 
-use credsync::secret::Password;
-use credsync::store::app_hash::{AppHasher, Argon2Cost};
-use credsync::system::crypt::{self, Algorithm, HashMethod};
+use credsync_core::secret::Password;
+use credsync_core::store::app_hash::{AppHasher, Argon2Cost};
+use credsync_core::system::crypt::{self, Algorithm, HashMethod};
 use std::time::Instant;
 
 struct Args {

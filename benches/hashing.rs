@@ -4,9 +4,9 @@
 //! does), at the minimum and the default cost; and libcrypt's yescrypt, to
 //! hash and to check. `cargo bench --bench hashing`.
 
-use credsync::secret::Password;
-use credsync::store::app_hash::{AppHasher, Argon2Cost};
-use credsync::system::crypt::{self, Algorithm, HashMethod};
+use credsync_core::secret::Password;
+use credsync_core::store::app_hash::{AppHasher, Argon2Cost};
+use credsync_core::system::crypt::{self, Algorithm, HashMethod};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 

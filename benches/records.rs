@@ -4,15 +4,15 @@
 //! the whole locked `sync` (`Stores::lock` + `reconcile::sync`), which must
 //! write nothing. `cargo bench --bench records`.
 
-use credsync::account::UserName;
-use credsync::clock::Now;
-use credsync::config::Config;
-use credsync::reconcile::{self, Drift};
-use credsync::store::{Intent, Provenance, Source, Store};
-use credsync::stores::Stores;
-use credsync::system::Paths;
-use credsync::system::crypt::LinuxHash;
-use credsync::system::shadow::ShadowFile;
+use credsync_core::account::UserName;
+use credsync_core::clock::Now;
+use credsync_core::config::Config;
+use credsync_core::reconcile::{self, Drift};
+use credsync_core::store::{Intent, Provenance, Source, Store};
+use credsync_core::stores::Stores;
+use credsync_core::system::Paths;
+use credsync_core::system::crypt::LinuxHash;
+use credsync_core::system::shadow::ShadowFile;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rusqlite::OpenFlags;
 

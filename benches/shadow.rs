@@ -3,10 +3,10 @@
 //! read-and-replace a change does (with its fsyncs), on a temporary root.
 //! `cargo bench --bench shadow`.
 
-use credsync::account::UserName;
-use credsync::system::Paths;
-use credsync::system::crypt::LinuxHash;
-use credsync::system::shadow::{LastChange, ShadowFile, ShadowLock};
+use credsync_core::account::UserName;
+use credsync_core::system::Paths;
+use credsync_core::system::crypt::LinuxHash;
+use credsync_core::system::shadow::{LastChange, ShadowFile, ShadowLock};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;

@@ -631,9 +631,10 @@ fn help_and_version_read_like_a_system_tool() {
 
 /// Does libcrypt accept `password` against the hash now in `user`'s shadow line?
 fn linux_accepts(root: &fixture::Root, user: &str, password: &str) -> bool {
-    let hash = credsync::system::crypt::LinuxHash::from_field(&root.shadow_field(user, 2)).unwrap();
-    credsync::system::crypt::verify(
-        &credsync::secret::Password::new(password.as_bytes().to_vec()).unwrap(),
+    let hash =
+        credsync_core::system::crypt::LinuxHash::from_field(&root.shadow_field(user, 2)).unwrap();
+    credsync_core::system::crypt::verify(
+        &credsync_core::secret::Password::new(password.as_bytes().to_vec()).unwrap(),
         &hash,
     )
 }
@@ -650,13 +651,13 @@ fn fixture_verify_as(root: &fixture::Root, uid: u32, user: &str, password: &str)
 /// as a crash would leave it; returns the new Linux hash it names.
 fn insert_intent(root: &fixture::Root, user: &str, old: &str, password: &str) -> String {
     let new = linux_hash(password);
-    let cheap = credsync::store::app_hash::Argon2Cost {
+    let cheap = credsync_core::store::app_hash::Argon2Cost {
         memory_kib: 64,
         iterations: 1,
         parallelism: 1,
     };
     let app = cheap
-        .hash(&credsync::secret::Password::new(password.as_bytes().to_vec()).unwrap())
+        .hash(&credsync_core::secret::Password::new(password.as_bytes().to_vec()).unwrap())
         .unwrap();
     let db = rusqlite::Connection::open(root.file("var/lib/credsync/credsync.db")).unwrap();
     db.execute(

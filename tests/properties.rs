@@ -7,10 +7,10 @@
 //! for whom. The parsers must agree with the model, write back every byte they
 //! read, and change exactly one line when one password is set.
 
-use credsync::account::UserName;
-use credsync::system::crypt::LinuxHash;
-use credsync::system::passwd::{PasswdEntry, parse_passwd};
-use credsync::system::shadow::{Aging, LastChange, ShadowFile};
+use credsync_core::account::UserName;
+use credsync_core::system::crypt::LinuxHash;
+use credsync_core::system::passwd::{PasswdEntry, parse_passwd};
+use credsync_core::system::shadow::{Aging, LastChange, ShadowFile};
 use proptest::prelude::*;
 use proptest::sample::Index;
 

@@ -20,6 +20,8 @@ mod faults;
 mod hostile;
 #[path = "system/limits.rs"]
 mod limits;
+#[path = "system/lockhold.rs"]
+mod lockhold;
 #[path = "system/lockout.rs"]
 mod lockout;
 #[path = "system/policy.rs"]

@@ -3,7 +3,7 @@
 //! cut the way shadow-utils cuts it, and numbers read as numbers.
 #![no_main]
 
-use credsync::system::method::LoginDefs;
+use credsync_core::system::method::LoginDefs;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

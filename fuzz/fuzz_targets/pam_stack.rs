@@ -4,7 +4,7 @@
 //! number of files, and finds a pam_unix line only in a file that names one.
 #![no_main]
 
-use credsync::system::method::pam_stack::{ConfigFiles, find_pam_unix_password_in};
+use credsync_core::system::method::pam_stack::{ConfigFiles, find_pam_unix_password_in};
 use libfuzzer_sys::fuzz_target;
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! fields as written.
 #![no_main]
 
-use credsync::system::passwd::{GroupEntry, PasswdEntry, parse_group, parse_passwd};
+use credsync_core::system::passwd::{GroupEntry, PasswdEntry, parse_group, parse_passwd};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

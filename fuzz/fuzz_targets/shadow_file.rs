@@ -5,9 +5,9 @@
 //! bytes unchanged.
 #![no_main]
 
-use credsync::account::UserName;
-use credsync::system::crypt::LinuxHash;
-use credsync::system::shadow::{Aging, LastChange, ShadowFile};
+use credsync_core::account::UserName;
+use credsync_core::system::crypt::LinuxHash;
+use credsync_core::system::shadow::{Aging, LastChange, ShadowFile};
 use libfuzzer_sys::fuzz_target;
 
 /// How many distinct names of one input are tried, to bound a run.

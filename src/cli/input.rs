@@ -4,11 +4,11 @@
 //! is read, and kept as typed: a password is bytes.
 #![forbid(unsafe_code)]
 
-use crate::account::UserName;
-use crate::change::NewPassword;
-use crate::error::Error;
-use crate::secret::{MAX_PASSWORD_LEN, Password, PasswordError};
-use crate::system::terminal::{self, AskError};
+use credsync_core::account::UserName;
+use credsync_core::change::NewPassword;
+use credsync_core::error::Error;
+use credsync_core::secret::{MAX_PASSWORD_LEN, Password, PasswordError};
+use credsync_core::system::terminal::{self, AskError};
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read};
 use std::os::fd::AsFd;

@@ -1,6 +1,6 @@
 //! The front door: parse the command line, establish who is calling and under
 //! which root, run one command, and turn its outcome into one line on stderr
-//! and a documented exit code (`crate::error::exit`).
+//! and a documented exit code (`credsync_core::error::exit`).
 #![forbid(unsafe_code)]
 
 mod args;
@@ -8,14 +8,14 @@ mod commands;
 pub mod input;
 mod report;
 
-use crate::access::Caller;
-use crate::clock::Now;
-use crate::config::Config;
-use crate::error::{Error, exit};
-use crate::system::Paths;
-use crate::system::privilege::{self, Invoker};
 use args::{Cli, Command, SetWhat};
 use clap::{CommandFactory, Parser};
+use credsync_core::access::Caller;
+use credsync_core::clock::Now;
+use credsync_core::config::Config;
+use credsync_core::error::{Error, exit};
+use credsync_core::system::Paths;
+use credsync_core::system::privilege::{self, Invoker};
 use std::process::ExitCode;
 
 /// The command line's definition, from which the man pages and the shell
@@ -98,7 +98,7 @@ fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
         }
         Some(dir) => {
             // An image's or a fixture's accounts are not this system's.
-            crate::system::linux_audit::turn_off();
+            credsync_core::system::linux_audit::turn_off();
             Paths::under(dir)
         }
     };

@@ -4,13 +4,13 @@
 #![forbid(unsafe_code)]
 
 use super::Context;
-use crate::account::UserName;
-use crate::clock;
-use crate::lockout::{self, LockoutError};
-use crate::reconcile::Drift;
-use crate::store::Record;
-use crate::system::faillock::{Assessment, Lock};
-use crate::verify::Expiry;
+use credsync_core::account::UserName;
+use credsync_core::clock;
+use credsync_core::lockout::{self, LockoutError};
+use credsync_core::reconcile::Drift;
+use credsync_core::store::Record;
+use credsync_core::system::faillock::{Assessment, Lock};
+use credsync_core::verify::Expiry;
 use serde::Serialize;
 use std::io::Write;
 

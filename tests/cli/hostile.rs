@@ -579,10 +579,11 @@ fn linux_accepts(root: &Root, user: &str, password: &str) -> bool {
     let shadow = fs::read(root.file("etc/shadow")).unwrap();
     let (line, _) = split_out(&shadow, user);
     let field = line[0].split(|&b| b == b':').nth(1).unwrap();
-    let hash = credsync::system::crypt::LinuxHash::from_field(std::str::from_utf8(field).unwrap())
-        .unwrap();
-    credsync::system::crypt::verify(
-        &credsync::secret::Password::new(password.as_bytes().to_vec()).unwrap(),
+    let hash =
+        credsync_core::system::crypt::LinuxHash::from_field(std::str::from_utf8(field).unwrap())
+            .unwrap();
+    credsync_core::system::crypt::verify(
+        &credsync_core::secret::Password::new(password.as_bytes().to_vec()).unwrap(),
         &hash,
     )
 }

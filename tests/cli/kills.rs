@@ -9,8 +9,8 @@
 //! first; the seed is printed on failure.
 
 use super::fixture::{Fixture, Root};
-use credsync::secret::Password;
-use credsync::system::crypt::{self, LinuxHash};
+use credsync_core::secret::Password;
+use credsync_core::system::crypt::{self, LinuxHash};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -272,7 +272,7 @@ fn status_shows_the_failures_and_the_lock() {
     assert_eq!(row["failed_logins"], 3);
     assert_eq!(row["locked"], true);
     let until = row["locked_until_unix"].as_i64().unwrap();
-    let now = credsync::clock::Now::read().unix_secs;
+    let now = credsync_core::clock::Now::read().unix_secs;
     assert!(
         (now + 500..=now + 600).contains(&until),
         "locked until {until}, now {now}"

@@ -93,9 +93,10 @@ fn assert_unchanged(root: &Root, before: &Snapshot, user: &str, old: &str) {
 }
 
 fn linux_accepts(root: &Root, user: &str, password: &str) -> bool {
-    let hash = credsync::system::crypt::LinuxHash::from_field(&root.shadow_field(user, 2)).unwrap();
-    credsync::system::crypt::verify(
-        &credsync::secret::Password::new(password.as_bytes().to_vec()).unwrap(),
+    let hash =
+        credsync_core::system::crypt::LinuxHash::from_field(&root.shadow_field(user, 2)).unwrap();
+    credsync_core::system::crypt::verify(
+        &credsync_core::secret::Password::new(password.as_bytes().to_vec()).unwrap(),
         &hash,
     )
 }

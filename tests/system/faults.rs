@@ -12,7 +12,7 @@
 
 use super::harness::Sandbox;
 use super::{NEW, OLD, OTHER};
-use credsync::fault;
+use credsync_core::fault;
 
 /// SIGABRT, as `abort()` raises it.
 const ABORTED: i32 = 6;

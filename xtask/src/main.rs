@@ -276,7 +276,7 @@ fn render(
 /// EXIT STATUS, from the table the code itself uses.
 fn exit_status() -> String {
     let mut section = String::from(".SH \"EXIT STATUS\"\n");
-    for (code, meaning) in credsync::error::exit::MEANINGS {
+    for (code, meaning) in credsync_core::error::exit::MEANINGS {
         section.push_str(&format!(".TP\n\\fB{code}\\fR\n{}\n", roff_text(meaning)));
     }
     section

@@ -216,7 +216,7 @@ mod tests {
     /// values marked as examples).
     #[test]
     fn the_shipped_file_shows_the_defaults() {
-        let shipped = include_str!("../packaging/credsync.toml");
+        let shipped = include_str!("../../../packaging/credsync.toml");
         let taken_in: String = shipped
             .lines()
             .map(|line| match line.strip_prefix("# ") {

@@ -585,6 +585,7 @@ fn replace_record(
         record.must_change,
         record.locked,
         record.changed_by_auid,
+        record.pam_service,
     ])?;
     Ok(())
 }

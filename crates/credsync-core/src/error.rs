@@ -43,7 +43,7 @@ pub mod exit {
         (SUCCESS, "success"),
         (
             DENIED,
-            "permission denied, authentication failure (wrong password), or (`verify`) the account has expired",
+            "permission denied, authentication failure (wrong password), or (`verify`) the account has expired, is locked in Linux or has no password",
         ),
         (USAGE, "invalid usage of the command line"),
         (
@@ -171,7 +171,7 @@ mod tests {
     /// code agree: every row of the table is one entry, in order.
     #[test]
     fn the_readme_lists_every_exit_code_as_the_code_means_it() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../../README.md");
         let table = &readme[readme.find("## Exit codes").unwrap()..];
         let table = &table[..table.find("\n## ").unwrap()];
         let rows: Vec<String> = table
