@@ -24,6 +24,8 @@ mod limits;
 mod lockhold;
 #[path = "system/lockout.rs"]
 mod lockout;
+#[path = "system/pam_module.rs"]
+mod pam_module;
 #[path = "system/policy.rs"]
 mod policy;
 #[path = "system/rootside.rs"]

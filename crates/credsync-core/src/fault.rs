@@ -26,13 +26,20 @@ pub const POINTS: [&str; 11] = [
     "intent-cleared",
 ];
 
+/// The points of a change pam_credsync follows (`pam_change`): PAM has
+/// written shadow, the record not yet.
+pub const PAM_POINTS: [&str; 1] = ["pam-record-unwritten"];
+
 /// The variable that names the point to abort at.
 pub const VARIABLE: &str = "CREDSYNC_FAULT";
 
 /// Aborts here if this test build was asked to.
 #[cfg(feature = "fault-injection")]
 pub fn reached(point: &'static str) {
-    debug_assert!(POINTS.contains(&point), "unlisted fault point {point}");
+    debug_assert!(
+        POINTS.contains(&point) || PAM_POINTS.contains(&point),
+        "unlisted fault point {point}"
+    );
     let Some(wanted) = std::env::var_os(VARIABLE) else {
         return;
     };

@@ -92,6 +92,7 @@ pub fn follow(
         changed_by_auid: change.auid,
         pam_service: Some(change.service.to_owned()),
     };
+    crate::fault::reached("pam-record-unwritten");
     stores.store.record_change(&record, now)?;
     let session_epoch = stores
         .store
