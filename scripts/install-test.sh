@@ -182,6 +182,11 @@ for script in postinst prerm postrm; do
 done
 grep -q '^features: none' <<<"$(in_root credsync --version)" || fail "the installed binary is not a release build"
 echo "installed: /usr/bin/credsync 4755, /var/lib/credsync 0700, conffiles, unit enabled"
+module=/usr/lib/x86_64-linux-gnu/security/pam_credsync.so
+[ -f "$root$module" ] || fail "$module is not installed"
+grep -q $'^password\toptional\tpam_credsync.so' "$root/etc/pam.d/common-password" \
+    || fail "pam-auth-update did not put pam_credsync.so in common-password"
+echo "pam_credsync.so installed, and in common-password's Additional block"
 
 step "the appliance story: root recovers admin's lost password"
 in_root useradd --create-home --shell /bin/sh admin
@@ -198,6 +203,15 @@ pam_takes admin "$second" || fail "pam_unix refuses admin's new password"
 ! pam_takes admin "$first" || fail "pam_unix still takes the old password"
 [ "$(verify_code admin "$second")" = 0 ] || fail "verify refuses admin's new password"
 echo "both stores take the new password, and only it"
+
+step "pam_credsync.so: real passwd keeps the record in step"
+printf '%s\n%s\n' "$third" "$third" | expect 0 in_root passwd admin
+status=$(in_root credsync --json status admin)
+grep -q '"state":"in-sync"' <<<"$status" || fail "after passwd the record is not in sync: $status"
+grep -q '"source":"pam"' <<<"$status" || fail "the record did not follow passwd: $status"
+[ "$(verify_code admin "$third")" = 0 ] || fail "verify refuses the password passwd set"
+printf '%s\n%s\n' "$second" "$second" | expect 0 in_root passwd admin
+echo "passwd changed both stores: in-sync, source pam"
 
 # The unit's command, run as the unit runs it: ProtectSystem=strict (all
 # read-only but /dev, /proc, /sys and ReadWritePaths), ProtectHome,
@@ -373,6 +387,8 @@ echo "upgraded to ${version}-2; min_length = 10 kept; verify still takes admin's
 step "dpkg -r keeps the store; dpkg -P removes it"
 in_root dpkg -r credsync >/dev/null
 [ ! -e "$root/usr/bin/credsync" ] || fail "dpkg -r left /usr/bin/credsync"
+! grep -q pam_credsync "$root/etc/pam.d/common-password" || fail "dpkg -r left pam_credsync.so in common-password"
+printf '%s\n%s\n' "$first" "$first" | expect 0 in_root passwd admin
 [ -s "$root/var/lib/credsync/credsync.db" ] || fail "dpkg -r removed the store"
 [ -e "$root/etc/credsync/credsync.toml" ] || fail "dpkg -r removed the configuration"
 in_root dpkg -P credsync >/dev/null

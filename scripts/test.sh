@@ -10,7 +10,9 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked --features fault-injection -- -D warnings
-cargo test --locked --features fault-injection
+# --workspace: the PAM module (target/debug/libpam_credsync.so) is built too,
+# for the namespace tests that load it into real passwd, chpasswd and pamtester.
+cargo test --workspace --locked --features fault-injection
 # The benchmark harness on 1,000 accounts; every result is checked, so it can't rot.
 scripts/bench.sh --quick
 # The parsers' fuzz targets, briefly; the 10-minute runs: FUZZ_JOBS=2 scripts/fuzz.sh 600

@@ -4,9 +4,9 @@
 //!   from the command line's definition; credsync.toml(5), written by hand in
 //!   `packaging/man/`) and the bash, zsh and fish completions, into
 //!   `target/assets/`. Generated at every build, never committed.
-//! - `deb`: the assets, then `cargo deb` (metadata in Cargo.toml), giving
+//! - `deb`: the assets and the PAM module, then `cargo deb` (metadata in Cargo.toml), giving
 //!   `target/debian/credsync_VERSION-1_ARCH.deb`.
-//! - `rpm`: the assets, the release binary, then `cargo generate-rpm`, giving
+//! - `rpm`: the assets, the release binary and the PAM module, then `cargo generate-rpm`, giving
 //!   `target/generate-rpm/credsync-VERSION-1.ARCH.rpm`.
 //!
 //! The packaging metadata and the reasons behind it: README, "Installing on a real system".
@@ -95,12 +95,33 @@ fn main() -> ExitCode {
     let task = args.first().map(String::as_str);
     let outcome = match task {
         Some("assets") => assets(),
+        // cargo-deb builds the setuid binary itself; the PAM module is built
+        // first, as it is an asset of the package.
         Some("deb") => tool("deb", CARGO_DEB)
             .and_then(|()| assets())
+            .and_then(|()| {
+                cargo(
+                    &["build", "--release", "--locked", "-p", "pam_credsync"],
+                    &[],
+                )
+            })
             .and_then(|()| cargo(&["deb", "--locked"], &args[1..])),
         Some("rpm") => tool("generate-rpm", CARGO_GENERATE_RPM)
             .and_then(|()| assets())
-            .and_then(|()| cargo(&["build", "--release", "--locked"], &[]))
+            .and_then(|()| {
+                cargo(
+                    &[
+                        "build",
+                        "--release",
+                        "--locked",
+                        "-p",
+                        "credsync",
+                        "-p",
+                        "pam_credsync",
+                    ],
+                    &[],
+                )
+            })
             .and_then(|()| cargo(&["generate-rpm"], &args[1..])),
         _ => {
             eprintln!(
