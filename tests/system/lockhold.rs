@@ -21,9 +21,9 @@
 //! What counts CPU time can't be aimed that way: a calibration run, with a
 //! large `/etc/shadow` (50,000 long lines, ~32 MB) that makes the locked
 //! part of a change long, tells how much CPU a run has used when it takes
-//! the locks and when it is done; the timer or limit is set to come due
-//! between the two. A memory limit is tried at several sizes around what
-//! that large file needs.
+//! the locks and when it is done; the timer or limit is set to come due at
+//! three points between the two (runs vary). A memory limit is tried at
+//! several sizes around what that large file needs.
 
 use super::harness::{Account, FAST_CONFIG, Sandbox, exit};
 use super::hostile::{proc_status, signal_mask, wait_for};
@@ -181,7 +181,8 @@ struct Scene {
 
 impl Scene {
     /// With `large`, `/etc/shadow` also holds 50,000 long lines (~32 MB)
-    /// after the accounts of the fixture.
+    /// after the accounts of the fixture, and Argon2 is cheap, so that most
+    /// of a run's CPU goes to the file, much of it under the locks.
     fn new(large: bool) -> Scene {
         let (sandbox, alice, _bob) = alice_and_bob();
         sandbox.enrol("alice", OLD);
@@ -616,6 +617,7 @@ fn cpu_attacks(scene: &Scene, attack: &str, calibration: &Calibration, user_only
         let run = scene.start(attack, &budget);
         let ended = run.wait_ended();
         scene.assert_password_files_free(&run, ended);
+        let log = run.log();
         let (user, system) = run.reap();
         let used = if user_only { user } else { user + system };
         let budget: f64 = budget.parse().unwrap();
@@ -626,7 +628,12 @@ fn cpu_attacks(scene: &Scene, attack: &str, calibration: &Calibration, user_only
         } else {
             budget
         };
-        came_due.push((budget, used >= due, ended));
+        // Where root can't lift the limit (no CAP_SYS_RESOURCE, as in a
+        // container), the setuid run refuses to start under it, before any
+        // lock: that answers the attack too.
+        let refused =
+            ended == Ended::Exited(3) && log.contains("refusing to run with a CPU time limit");
+        came_due.push((budget, used >= due || refused, ended));
     }
     assert!(
         came_due.iter().any(|&(_, due, _)| due),
@@ -660,8 +667,10 @@ fn a_cpu_time_limit_set_before_exec_leaves_the_locks_free() {
 
 // ---- memory ------------------------------------------------------------------------------
 
-/// Limits, in MiB, from too little to read the large shadow file to enough
-/// for the whole change; the locked part needs more than the rest.
+/// Limits, in MiB, across the sizes at which, with the large shadow file,
+/// the locked part of a change runs out of memory (about 80 to 120 MiB for
+/// the test build: below, the run can't even read the file and fails
+/// cleanly before any lock; above, it has enough).
 const MEMORY_LIMITS_MIB: [u64; 5] = [80, 92, 104, 116, 128];
 
 /// alice changes her password under each limit of `attack` in turn.
@@ -671,6 +680,14 @@ fn memory_limits(attack: &str) {
         let run = scene.start(attack, &(mib << 20).to_string());
         let ended = run.wait_ended();
         scene.assert_password_files_free(&run, ended);
+        // Root lifts the limit, or (without CAP_SYS_RESOURCE) the setuid
+        // run refuses to start under it; either way it finishes whole.
+        assert!(
+            ended == Ended::Exited(0)
+                || (ended == Ended::Exited(3) && run.log().contains("refusing to run with")),
+            "{attack} {mib} MiB: neither lifted nor refused ({ended:?}):\n{}",
+            run.log()
+        );
         run.reap();
     }
     scene.assert_consistent();

@@ -73,6 +73,14 @@ pub fn harden() -> Invoker {
     if invoker.effective_uid == 0 {
         raise_fatal_limits();
     }
+    if invoker.elevated
+        && let Some(limit) = fatal_limit_left()
+    {
+        eprintln!(
+            "credsync: refusing to run with {limit} set, which could kill it while it holds the password files; run it without that limit"
+        );
+        std::process::exit(3);
+    }
     invoker
 }
 
@@ -145,7 +153,7 @@ const FATAL_LIMITS: [(Resource, Option<u64>); 8] = [
     (Resource::RLIMIT_CPU, None),
     (Resource::RLIMIT_AS, None),
     (Resource::RLIMIT_DATA, None),
-    (Resource::RLIMIT_STACK, None),
+    (Resource::RLIMIT_STACK, Some(STACK_NEEDED)),
     (Resource::RLIMIT_RTTIME, None),
     (Resource::RLIMIT_NPROC, None),
     (Resource::RLIMIT_SIGPENDING, Some(4096)),
@@ -181,6 +189,32 @@ fn raise_fatal_limits() {
             let _ = setrlimit(resource, hard, hard);
         }
     }
+}
+
+/// The stack a run needs at least (the usual default).
+const STACK_NEEDED: u64 = 8 << 20;
+
+/// A limit the caller set that is still in force after `raise_fatal_limits`
+/// and could kill the run half-way (root without `CAP_SYS_RESOURCE`, as in
+/// a container, can't raise a hard limit): CPU time, address space, data,
+/// real-time CPU, or a stack below [`STACK_NEEDED`]. A setuid run refuses to
+/// start under one — before it takes any lock — rather than leave its pid in
+/// `/etc/shadow.lock` for as long as its caller keeps the corpse unreaped.
+fn fatal_limit_left() -> Option<&'static str> {
+    let finite = |resource| matches!(getrlimit(resource), Ok((soft, _)) if soft != RLIM_INFINITY);
+    [
+        (Resource::RLIMIT_CPU, "a CPU time limit (ulimit -t)"),
+        (Resource::RLIMIT_AS, "an address space limit (ulimit -v)"),
+        (Resource::RLIMIT_DATA, "a data size limit (ulimit -d)"),
+        (Resource::RLIMIT_RTTIME, "a real-time CPU limit (ulimit -R)"),
+    ]
+    .into_iter()
+    .find(|&(resource, _)| finite(resource))
+    .map(|(_, name)| name)
+    .or_else(|| {
+        matches!(getrlimit(Resource::RLIMIT_STACK), Ok((soft, _)) if soft < STACK_NEEDED)
+            .then_some("a stack size limit below 8 MiB (ulimit -s)")
+    })
 }
 
 /// `ulimit -f` must not cut a change short. A write past `RLIMIT_FSIZE` kills
