@@ -85,14 +85,18 @@ if [ -z "$in_namespace" ]; then
     echo "lintian: no errors, warnings, info or pedantic tags"
 
     step "the .rpm holds the .deb's files, with the same modes and owners"
-    # Debian-only files (copyright, changelog, lintian's overrides) are left
-    # out, and zsh's directory is each distribution's own.
+    # Debian-only files (copyright, changelog, lintian's overrides, the
+    # pam-auth-update profile) are left out; zsh's directory and the PAM
+    # modules' are each distribution's own (Debian's modules are 0644,
+    # Fedora's 0755).
     dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $1, $2, $6 }' \
         | sed -e 's| 0/0 | root/root |' \
             -e 's|/usr/share/zsh/vendor-completions/|/usr/share/zsh/site-functions/|' \
+            -e 's|^-rw-r--r-- \(.*\) /usr/lib/x86_64-linux-gnu/security/|-rwxr-xr-x \1 /usr/lib64/security/|' \
         | grep -v -e ' /usr/share/doc/credsync/copyright$' \
             -e ' /usr/share/doc/credsync/changelog.Debian.gz$' \
             -e ' /usr/share/lintian/' \
+            -e ' /usr/share/pam-configs/' \
         | sort >target/deb-files.txt
     rpm -qlpv "$rpm" | awk '{ print $1, $3 "/" $4, $9 }' | sort >target/rpm-files.txt
     diff -u target/deb-files.txt target/rpm-files.txt \
