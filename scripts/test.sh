@@ -10,8 +10,10 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked --features fault-injection -- -D warnings
-# --workspace: the PAM module (target/debug/libpam_credsync.so) is built too,
-# for the namespace tests that load it into real passwd, chpasswd and pamtester.
+# The PAM module (target/debug/libpam_credsync.so) is built first: `cargo
+# test` builds no cdylib, and the namespace tests load it into real passwd,
+# chpasswd, su and pamtester.
+cargo build --workspace --locked --features fault-injection
 cargo test --workspace --locked --features fault-injection
 # The benchmark harness on 1,000 accounts; every result is checked, so it can't rot.
 scripts/bench.sh --quick

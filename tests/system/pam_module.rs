@@ -12,14 +12,15 @@ use crate::harness::{Account, Sandbox, exit};
 use crate::{NEW, OLD, OTHER, alice_and_bob};
 use std::path::PathBuf;
 
-/// The module this build made, beside the credsync binary; missing, the
-/// workspace was not built (`cargo test --workspace` builds it).
+/// The module this build made, beside the credsync binary; `cargo test`
+/// builds no cdylib, so `scripts/test.sh` runs `cargo build --workspace`
+/// first (do the same when running these tests by hand).
 fn module() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_credsync"));
     let module = bin.with_file_name("libpam_credsync.so");
     assert!(
         module.is_file(),
-        "{} is missing: build the workspace (cargo build --workspace) before the tests",
+        "{} is missing: build the workspace (cargo build --workspace --features fault-injection) before the tests",
         module.display()
     );
     module
@@ -249,4 +250,60 @@ fn a_crash_inside_the_module_leaves_no_split() {
     assert_eq!(sandbox.state("alice").as_deref(), Some("in-sync"));
     assert_eq!(sandbox.verify("alice", NEW), exit::OK);
     assert_eq!(sandbox.verify("alice", OLD), exit::DENIED);
+}
+
+/// Answers the prompts of a command on a pseudo-terminal: the current
+/// password, then the new one twice. Run as an ordinary user in the sandbox.
+const ON_A_PTY: &str = r#"
+import os, pty, sys, time
+old, new, argv = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen, answered, deadline = b"", 0, time.time() + 60
+while time.time() < deadline:
+    try:
+        data = os.read(fd, 1024)
+    except OSError:
+        break
+    if not data:
+        break
+    seen += data
+    prompts = seen.split(b"\n")[-1]
+    if prompts.rstrip().endswith(b":") and seen.count(b":") > answered:
+        answered = seen.count(b":")
+        last = prompts.lower()
+        answer = new if (b"new" in last or b"retype" in last) else old
+        time.sleep(0.1)
+        os.write(fd, answer + b"\n")
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+/// An expired password (`passwd -e`) changed at `su`'s forced change, on a
+/// pseudo-terminal, by another user switching to alice.
+#[test]
+fn sus_forced_change_of_an_expired_password_reaches_the_record() {
+    let (sandbox, alice, bob) = alice_and_bob();
+    drop(alice);
+    sandbox.enrol("alice", OLD);
+    install(&sandbox, "optional");
+    sandbox
+        .root_tool("passwd", &["-e", "alice"], "")
+        .expect_ok("passwd -e alice");
+    let (epoch, history) = epoch_and_history(&sandbox);
+    let out = sandbox
+        .as_user(&bob)
+        .bash(&format!(
+            "python3 -c '{}' '{OLD}' '{NEW}' /bin/su alice -c true",
+            ON_A_PTY.replace('\'', "'\\''")
+        ))
+        .expect_ok("su's forced change");
+    assert!(
+        out.stdout.contains("change your password"),
+        "su did not force a change:\n{out}"
+    );
+    followed(&sandbox, "su", epoch, &history);
+    assert_eq!(sandbox.status_row("alice")["changed_by"], "alice");
 }

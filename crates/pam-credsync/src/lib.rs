@@ -28,7 +28,6 @@ use credsync_core::pam_change::{self, Followed, PamChange};
 use credsync_core::secret::Password;
 use credsync_core::system::Paths;
 use credsync_core::system::linux_audit;
-use credsync_core::system::passwd::read_passwd;
 use credsync_core::system::syslog::{self, Priority};
 use ffi::{Handle, PAM_AUTHTOK_ERR, PAM_IGNORE, PAM_SUCCESS, PAM_UPDATE_AUTHTOK};
 use std::ffi::{c_char, c_int};
@@ -118,7 +117,7 @@ fn update(handle: &Handle) -> c_int {
         Ok(config) => config,
         Err(e) => return failed(&user, &e.to_string()),
     };
-    let by = caller_name(&paths);
+    let by = changed_by(&user);
     let change = PamChange {
         user: &user,
         password: &password,
@@ -158,13 +157,14 @@ fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Who asked for the change: the account of the real uid (the user running
-/// `passwd`, or root).
-fn caller_name(paths: &Paths) -> String {
+/// Who made the change: root, or — when the tool runs for an ordinary user
+/// (`passwd` by the user, `su` switching to them) — the user themself, who
+/// had to give their current password to pam_unix.
+fn changed_by(user: &UserName) -> String {
     // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    read_passwd(&paths.passwd())
-        .ok()
-        .and_then(|accounts| accounts.into_iter().find(|a| a.uid == uid))
-        .map_or_else(|| format!("uid {uid}"), |a| a.name)
+    if unsafe { libc::getuid() } == 0 {
+        "root".to_owned()
+    } else {
+        user.to_string()
+    }
 }
