@@ -100,6 +100,19 @@ def markdown(rows, machine, method):
                    f"{rss - ARGON2_DEFAULT_MIB:.1f} MiB | {ms(secs(bare))} |")
     out.append("")
 
+    pam_sizes = sorted({int(r["accounts"]) for r in rows if r["group"] == "pam"})
+    if pam_sizes:
+        out.append("### 4. Real `passwd` (root, through PAM), with and without `pam_credsync.so`\n")
+        out.append("| accounts | without the module | with it | added | added beyond one Argon2id hash |")
+        out.append("|---:|---:|---:|---:|---:|")
+        argon2 = find(rows, "hash", "Argon2id")
+        for n in pam_sizes:
+            without = secs(find(rows, "pam", "passwd, without", n))
+            with_ = secs(find(rows, "pam", "passwd, with ", n))
+            beyond = (with_ - without - secs(argon2)) if argon2 else float("nan")
+            out.append(f"| {n:,} | {ms(without)} | {ms(with_)} | {ms(with_ - without)} | {ms(beyond)} |")
+        out.append("")
+
     out.append("### Targets\n")
     out.append("| target | measured | |")
     out.append("|---|---|---|")

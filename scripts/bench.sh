@@ -83,7 +83,7 @@ fail() { echo "bench FAILED: $*" >&2; exit 1; }
 record() { echo "$1,\"$2\",$3,$4,\"${5:-}\"" >>"$csv"; }
 
 say "building"
-cargo build --release --locked --quiet
+cargo build --release --locked --quiet --workspace
 cargo bench --locked --no-run --quiet --bench hash_floor
 bin="$target/release/credsync"
 
@@ -299,6 +299,48 @@ for n in "${sizes[@]}"; do
         || fail "passwd --stdin with the cheapest hashes did not change shadow"
     record passwd "one change, cheapest hashes, minus them" "$n" \
         "$(python3 -c 'import sys; print(float(sys.argv[1]) - float(sys.argv[2]))' "$t" "$cheap_hashing")"
+done
+
+# ---------------------------------- 4. real passwd, with and without pam_credsync.so
+# passwd run by root through the real PAM stack, in a private mount namespace
+# over a copy of the host's /etc holding the fixture's accounts (and, with
+# the module, its line after pam_unix) and the fixture's store.
+module="$target/release/libpam_credsync.so"
+[ -f "$module" ] || fail "$module is missing (cargo build --release --workspace)"
+printf '%s\n%s\n' "$pw_new" "$pw_new" >"$work/passwd-root-stdin"
+for n in "${sizes[@]}"; do
+    [ "$n" -le 10000 ] || continue
+    for with in without with; do
+        say "4. real passwd among $n accounts, $with pam_credsync.so"
+        pd="$work/pam-$with-$n"
+        mkdir -p "$pd"
+        cp -a /etc "$pd/etc"
+        for f in passwd group shadow; do cp -a "$work/managed-$n/etc/$f" "$pd/etc/$f"; done
+        rm -f "$pd/etc/shadow-" "$pd/etc/gshadow" "$pd/etc/nshadow"
+        mkdir -p "$pd/etc/credsync"
+        cp "$work/managed-$n/etc/credsync/credsync.toml" "$pd/etc/credsync/"
+        touch "$pd/etc/credsync-bench-fixture"
+        if [ "$with" = with ]; then
+            printf 'password\toptional\t%s\n' "$module" >>"$pd/etc/pam.d/common-password"
+        fi
+        cp -a "$pd" "$pd.tpl"
+        run="mount --bind $pd/etc /etc && mount --bind $pd/var/lib /var/lib && test -f /etc/credsync-bench-fixture && exec passwd op000001 <$work/passwd-root-stdin >/dev/null"
+        mkdir -p "$pd.tpl/var/lib"
+        cp -a "$work/managed-$n/var/lib/credsync" "$pd.tpl/var/lib/"
+        t=$(hf "pam-passwd-$with-$n" --runs "$runs" \
+            --prepare "rm -rf $pd && cp -a $pd.tpl $pd" \
+            "unshare --mount --propagation private sh -c '$run'")
+        state=$(unshare --mount --propagation private sh -c \
+            "mount --bind $pd/etc /etc && mount --bind $pd/var/lib /var/lib && $bin --json status op000001")
+        case "$with" in
+            with) grep -q '"state":"in-sync","changed_at"' <<<"$state" && grep -q '"source":"pam"' <<<"$state" \
+                    || fail "passwd with the module left the record behind: $state" ;;
+            without) grep -q '"state":"linux-newer"' <<<"$state" \
+                    || fail "passwd without the module: expected linux-newer, got $state" ;;
+        esac
+        record pam "passwd, $with pam_credsync.so" "$n" "$t"
+        rm -rf "$pd" "$pd.tpl"
+    done
 done
 
 # ---------------------------------------------------------------- report
