@@ -23,6 +23,7 @@ need_packages=(
     gcc libc6-dev  # the bundled SQLite, and the failing-syscall shim the tests build
     g++            # libFuzzer, which the fuzz targets (scripts/fuzz.sh) compile
     strace         # the test that watches every exec for a password
+    openssh-server openssh-client  # real sshd on 127.0.0.1 in the namespace tests (forced change, lockout)
     dpkg-dev       # dpkg-shlibdeps, from which `cargo xtask deb` computes Depends
     hyperfine      # scripts/bench.sh: whole-process timings (medians)
     time           # scripts/bench.sh: /usr/bin/time for peak memory

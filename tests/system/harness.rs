@@ -38,6 +38,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("useradd", "passwd"),
     ("usermod", "passwd"),
     ("python3", "python3"),
+    ("sshd", "openssh-server"),
+    ("ssh", "openssh-client"),
 ];
 
 const SYSTEM_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -734,3 +736,109 @@ impl AsUser<'_> {
         (outcome, started.elapsed())
     }
 }
+
+/// A real sshd inside the sandbox, on a free port of 127.0.0.1, with PAM
+/// (`/etc/pam.d/sshd` of the sandbox's copy of `/etc`) and keyboard-
+/// interactive passwords; stopped when dropped.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+}
+
+impl Sandbox {
+    pub fn start_sshd(&self) -> Sshd {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port on 127.0.0.1")
+            .port();
+        self.root_sh("mkdir -p /run/sshd && chmod 0755 /run/sshd", "")
+            .expect_ok("sshd's privilege separation directory");
+        let mut cmd = self.in_namespace();
+        let child = cmd
+            .arg(self.tools.get("sshd"))
+            .args(["-D", "-e", "-p", &port.to_string()])
+            .args(["-o", "ListenAddress=127.0.0.1", "-o", "UsePAM=yes"])
+            .args(["-o", "KbdInteractiveAuthentication=yes"])
+            .args([
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "PubkeyAuthentication=no",
+            ])
+            .args(["-o", "PermitRootLogin=no", "-o", "MaxAuthTries=10"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd never listened on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sshd { child, port }
+    }
+
+    /// `ssh USER@127.0.0.1 true` on a pseudo-terminal inside the sandbox,
+    /// answering each password prompt with `old` (a login) or `new` (a
+    /// forced change's new password and its confirmation).
+    pub fn ssh(&self, sshd: &Sshd, user: &str, old: &str, new: &str) -> Outcome {
+        let port = sshd.port.to_string();
+        let mut cmd = self.in_namespace();
+        cmd.arg(self.tools.get("python3"))
+            .args(["-c", ON_A_PTY, old, new])
+            .arg(self.tools.get("ssh"))
+            .args(["-tt", "-p", &port, "-o", "StrictHostKeyChecking=no"])
+            .args([
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "PreferredAuthentications=keyboard-interactive",
+            ])
+            .args(["-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10"])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg("true");
+        Sandbox::run(cmd, "")
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Answers the prompts of a command on a pseudo-terminal: `argv[1]` (the
+/// current password) at any password prompt, `argv[2]` (the new one) at a
+/// "new" or "retype" prompt; then exits with the command's status and
+/// prints what the terminal showed.
+pub const ON_A_PTY: &str = r#"
+import os, pty, sys, time
+old, new, argv = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen, answered, deadline = b"", 0, time.time() + 60
+while time.time() < deadline:
+    try:
+        data = os.read(fd, 1024)
+    except OSError:
+        break
+    if not data:
+        break
+    seen += data
+    prompts = seen.split(b"\n")[-1]
+    if prompts.rstrip().endswith(b":") and seen.count(b":") > answered:
+        answered = seen.count(b":")
+        last = prompts.lower()
+        answer = new if (b"new" in last or b"retype" in last) else old
+        time.sleep(0.1)
+        os.write(fd, answer + b"\n")
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;

@@ -324,3 +324,45 @@ fn verify_never_counts_against_an_unmanaged_account() {
         "bob is locked out of PAM"
     );
 }
+
+/// The same out-of-the-box case with the real client: pam_faillock added to
+/// `common-auth` (so sshd and credsync's service both run it, with nothing
+/// set), three failed ssh logins on 127.0.0.1 lock the application too, for
+/// pam_faillock's time; a right password through `verify` leaves the tally
+/// alone, and ssh stays locked.
+#[test]
+fn failed_ssh_logins_lock_verify_out_of_the_box() {
+    let (sandbox, _) = alice(
+        &config("failures = 6\nwindow_secs = 900\nlock_secs = 1800"),
+        &format!("dir = {DIR}\n"),
+    );
+    std::fs::write(
+        sandbox.etc("pam.d/common-auth"),
+        "auth required pam_faillock.so preauth\n\
+         auth [success=2 default=ignore] pam_unix.so nullok nodelay\n\
+         auth [default=die] pam_faillock.so authfail\n\
+         auth requisite pam_deny.so\n\
+         auth sufficient pam_faillock.so authsucc\n\
+         auth required pam_permit.so\n",
+    )
+    .unwrap();
+    let sshd = sandbox.start_sshd();
+    for _ in 0..3 {
+        let login = sandbox.ssh(&sshd, "alice", WRONG, WRONG);
+        assert_ne!(login.code, 0, "ssh took a wrong password:\n{login}");
+    }
+    assert_eq!(
+        rows_of(&sandbox),
+        3,
+        "pam_faillock did not count ssh's failures"
+    );
+    let out = verify(&sandbox, PASSWORD).expect_code(LOCKED, "verify after 3 ssh failures");
+    assert!(
+        out.stderr
+            .contains("the account is locked after 3 failed logins; try again in 10 minutes"),
+        "{out}"
+    );
+    assert_eq!(rows_of(&sandbox), 3, "verify emptied the tally");
+    let login = sandbox.ssh(&sshd, "alice", PASSWORD, PASSWORD);
+    assert_ne!(login.code, 0, "ssh let a locked user in:\n{login}");
+}

@@ -252,35 +252,6 @@ fn a_crash_inside_the_module_leaves_no_split() {
     assert_eq!(sandbox.verify("alice", OLD), exit::DENIED);
 }
 
-/// Answers the prompts of a command on a pseudo-terminal: the current
-/// password, then the new one twice. Run as an ordinary user in the sandbox.
-const ON_A_PTY: &str = r#"
-import os, pty, sys, time
-old, new, argv = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3:]
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(argv[0], argv)
-seen, answered, deadline = b"", 0, time.time() + 60
-while time.time() < deadline:
-    try:
-        data = os.read(fd, 1024)
-    except OSError:
-        break
-    if not data:
-        break
-    seen += data
-    prompts = seen.split(b"\n")[-1]
-    if prompts.rstrip().endswith(b":") and seen.count(b":") > answered:
-        answered = seen.count(b":")
-        last = prompts.lower()
-        answer = new if (b"new" in last or b"retype" in last) else old
-        time.sleep(0.1)
-        os.write(fd, answer + b"\n")
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(seen.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-"#;
-
 /// An expired password (`passwd -e`) changed at `su`'s forced change, on a
 /// pseudo-terminal, by another user switching to alice.
 #[test]
@@ -297,7 +268,7 @@ fn sus_forced_change_of_an_expired_password_reaches_the_record() {
         .as_user(&bob)
         .bash(&format!(
             "python3 -c '{}' '{OLD}' '{NEW}' /bin/su alice -c true",
-            ON_A_PTY.replace('\'', "'\\''")
+            crate::harness::ON_A_PTY.replace('\'', "'\\''")
         ))
         .expect_ok("su's forced change");
     assert!(
@@ -306,4 +277,23 @@ fn sus_forced_change_of_an_expired_password_reaches_the_record() {
     );
     followed(&sandbox, "su", epoch, &history);
     assert_eq!(sandbox.status_row("alice")["changed_by"], "alice");
+}
+
+/// sshd's forced change of an expired password, over a real ssh login on
+/// 127.0.0.1.
+#[test]
+fn sshds_forced_change_of_an_expired_password_reaches_the_record() {
+    let sandbox = with_module("optional");
+    sandbox
+        .root_tool("passwd", &["-e", "alice"], "")
+        .expect_ok("passwd -e alice");
+    let (epoch, history) = epoch_and_history(&sandbox);
+    let sshd = sandbox.start_sshd();
+    let out = sandbox.ssh(&sshd, "alice", OLD, NEW);
+    assert!(
+        out.stdout.contains("change your password"),
+        "sshd did not force a change:\n{out}"
+    );
+    followed(&sandbox, "sshd", epoch, &history);
+    assert_eq!(sandbox.status_row("alice")["changed_by"], "root");
 }
