@@ -99,8 +99,11 @@ fn passwd_by_the_user_reaches_the_record() {
     let (epoch, history) = epoch_and_history(&sandbox);
     sandbox
         .as_user(&alice)
-        .bash(&format!("printf '%s\\n' '{OLD}' '{NEW}' '{NEW}' | passwd"))
-        .expect_ok("passwd as alice");
+        .bash(&format!(
+            "python3 -c '{}' '{OLD}' '{NEW}' /usr/bin/passwd",
+            crate::harness::ON_A_PTY.replace('\'', "'\\''")
+        ))
+        .expect_ok("passwd as alice, on a pty");
     followed(&sandbox, "passwd", epoch, &history);
     assert_eq!(sandbox.status_row("alice")["changed_by"], "alice");
 }
