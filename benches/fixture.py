@@ -72,7 +72,9 @@ def store(root, n, linux_hash, day, old_hash):
     app_hash = "$argon2id$v=19$m=19456,t=2,p=1$" + "c2FsdHNhbHRzYWx0c2FsdA" + "$" + "h" * 43
     with conn:
         conn.executemany(
-            "INSERT INTO record VALUES (?, ?, ?, ?, ?, 'root', 'import', 1, 0)",
+            "INSERT INTO record (user, app_hash, linux_hash, changed_day, changed_at,"
+            " changed_by, source, session_epoch, must_change)"
+            " VALUES (?, ?, ?, ?, ?, 'root', 'import', 1, 0)",
             ((user(i), app_hash, linux_hash, day, at) for i in range(1, n + 1)),
         )
         conn.executemany(
