@@ -353,7 +353,7 @@ in_root systemd-analyze verify /usr/lib/systemd/system/credsync-sync.service \
 in_root systemd-analyze security --offline=yes credsync-sync.service 2>/dev/null | tail -n 1
 
 step "man pages and completions"
-for page in credsync credsync-recover credsync-sync "5 credsync.toml"; do
+for page in credsync credsync-recover credsync-sync pam_credsync "5 credsync.toml"; do
     # shellcheck disable=SC2086 # "5 credsync.toml" is two words on purpose
     in_root env MANPAGER=cat MANWIDTH=80 man $page >"$work/page.txt" 2>"$work/page.err" \
         || fail "man $page: $(cat "$work/page.err")"
@@ -365,7 +365,7 @@ in_root bash -c '. /usr/share/bash-completion/completions/credsync && complete -
 for file in /usr/share/zsh/vendor-completions/_credsync /usr/share/fish/vendor_completions.d/credsync.fish; do
     [ -s "$root$file" ] || fail "$file is missing"
 done
-echo "man credsync, credsync-recover, credsync-sync, credsync.toml(5) render; bash, zsh, fish completions in place"
+echo "man credsync, credsync-recover, credsync-sync, pam_credsync, credsync.toml(5) render; bash, zsh, fish completions in place"
 
 step "dpkg-statoverride turns the setuid bit off, and it stays off across a reinstall"
 in_root dpkg-statoverride --update --add root root 0755 /usr/bin/credsync

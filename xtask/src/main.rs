@@ -204,7 +204,8 @@ fn assets() -> io::Result<()> {
 }
 
 /// credsync(8), one page per subcommand (credsync-passwd(8), …), and the
-/// hand-written credsync.toml(5), each gzipped as Debian policy asks.
+/// hand-written credsync.toml(5) and pam_credsync(8), each gzipped as Debian
+/// policy asks.
 fn man_pages(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut top = credsync::cli::command()
@@ -234,10 +235,13 @@ fn man_pages(dir: &Path) -> io::Result<()> {
         let roff = code_in_bold(&String::from_utf8_lossy(&roff));
         write_gzip(&dir.join(format!("{name}.8.gz")), roff.as_bytes())?;
     }
-    let config_page = fs::read_to_string(root().join("packaging/man/credsync.toml.5"))?
-        .replace("@DATE@", &date)
-        .replace("@VERSION@", &version);
-    write_gzip(&dir.join("credsync.toml.5.gz"), config_page.as_bytes())
+    for page in ["credsync.toml.5", "pam_credsync.8"] {
+        let text = fs::read_to_string(root().join("packaging/man").join(page))?
+            .replace("@DATE@", &date)
+            .replace("@VERSION@", &version);
+        write_gzip(&dir.join(format!("{page}.gz")), text.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The pages' date: that of the newest entry in the Debian changelog
