@@ -6,7 +6,9 @@
 //! Order and locking: the same locks every credsync writer takes, in the
 //! same order (`Stores::lock`, which also finishes an interrupted change);
 //! pam_unix has released `.pwd.lock` by the time the stack reaches the
-//! module. The Argon2id hash is made before the locks. Under the locks the
+//! module. The Argon2id hash, and the crypt check of what shadow holds, are
+//! made before the locks, side by side on a second thread that is joined
+//! before anything else happens. Under the locks the
 //! new hash is read from `/etc/shadow` itself, so `linux_hash` is exactly
 //! what Linux holds, and only if it is a hash of the password PAM handed over
 //! is the record written — in one transaction, the replaced hashes to
@@ -25,7 +27,7 @@ use crate::store::{Record, Source, Store};
 use crate::stores::Stores;
 use crate::system::Paths;
 use crate::system::crypt;
-use crate::system::shadow::LastChange;
+use crate::system::shadow::{self, LastChange};
 
 /// One change PAM made.
 pub struct PamChange<'a> {
@@ -66,13 +68,31 @@ pub fn follow(
     if !managed && !config.pam.enrol_on_change {
         return Ok(Followed::NotManaged);
     }
-    let app_hash = config.argon2.cost.hash(change.password)?;
+    // Both hashes' work before the locks, side by side: the Argon2id hash
+    // the record will hold, and the check that what shadow holds now is a
+    // hash of this password (one crypt, as costly as pam_unix's own). The
+    // thread is joined before anything else happens.
+    let seen = shadow::read_unlocked(paths)?.entry(change.user).map(|e| e.hash);
+    let (app_hash, seen_matches) = std::thread::scope(|scope| {
+        let argon2 = scope.spawn(|| config.argon2.cost.hash(change.password));
+        let matches = seen
+            .as_ref()
+            .is_some_and(|hash| crypt::verify(change.password, hash));
+        (argon2.join(), matches)
+    });
+    let app_hash = app_hash.map_err(|_| Error::Failure("the Argon2id hashing failed".into()))??;
 
     let mut stores = Stores::lock(paths, config, store_owner)?;
     let Some(entry) = stores.shadow.entry(change.user) else {
         return Ok(Followed::ShadowDisagrees);
     };
-    if !crypt::verify(change.password, &entry.hash) {
+    // Checked again only if shadow changed between the look and the lock.
+    let matches = if seen.as_ref() == Some(&entry.hash) {
+        seen_matches
+    } else {
+        crypt::verify(change.password, &entry.hash)
+    };
+    if !matches {
         return Ok(Followed::ShadowDisagrees);
     }
     let record = Record {
