@@ -72,7 +72,9 @@ pub fn follow(
     // the record will hold, and the check that what shadow holds now is a
     // hash of this password (one crypt, as costly as pam_unix's own). The
     // thread is joined before anything else happens.
-    let seen = shadow::read_unlocked(paths)?.entry(change.user).map(|e| e.hash);
+    let seen = shadow::read_unlocked(paths)?
+        .entry(change.user)
+        .map(|e| e.hash);
     let (app_hash, seen_matches) = std::thread::scope(|scope| {
         let argon2 = scope.spawn(|| config.argon2.cost.hash(change.password));
         let matches = seen
