@@ -6,6 +6,7 @@
 #
 # The story is the appliance's: enrol admin, admin changes the password with
 # `set password`, root recovers it, someone runs `passwd` outside credsync,
+# then again with pam_credsync.so in the stack,
 # the service restarts (`credsync sync`), and both stores accept the password.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 source scripts/setup.sh
-cargo build --release --locked --quiet
+cargo build --release --locked --quiet --workspace
 
 if [ "${1:-}" != "--inside" ]; then
     exec unshare --mount --propagation private "$0" --inside
@@ -90,6 +91,13 @@ step "The service restarts: credsync sync runs first and adopts the Linux change
 show "credsync sync"
 "$credsync" sync
 check outside admin 'Outside#Pass5'
+
+step "With the PAM module in the stack (the package puts it there), passwd reaches the record in the same command"
+printf 'password\toptional\t%s\n' "$PWD/target/release/libpam_credsync.so" >>/etc/pam.d/common-password
+show "passwd admin"
+printf 'ThroughPam#Pass6\nThroughPam#Pass6\n' | passwd admin >/dev/null 2>&1
+"$credsync" status admin
+check "PAM-changed" admin 'ThroughPam#Pass6'
 
 step "Status of every managed account"
 show "credsync status"
