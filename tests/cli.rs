@@ -10,6 +10,8 @@ mod kills;
 mod lockout;
 #[path = "cli/policy.rs"]
 mod policy;
+#[path = "common/shim.rs"]
+mod shim;
 #[path = "cli/syscalls.rs"]
 mod syscalls;
 

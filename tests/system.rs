@@ -9,6 +9,8 @@
 
 #[path = "system/harness.rs"]
 mod harness;
+#[path = "common/shim.rs"]
+mod shim;
 
 #[path = "system/concurrency.rs"]
 mod concurrency;

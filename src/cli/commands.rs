@@ -30,6 +30,16 @@ fn user_name(name: &str) -> Result<UserName, Error> {
     UserName::parse(name).map_err(|e| Error::Invalid(e.to_string()))
 }
 
+/// `user`'s lockout under the settings in force for this run.
+fn lockout_of(ctx: &Context, user: &UserName) -> Result<Lockout, Error> {
+    Ok(lockout::for_user(
+        &ctx.paths,
+        &ctx.config.policy.lockout,
+        &ctx.config.pam.service,
+        user,
+    )?)
+}
+
 fn hash_method(ctx: &Context) -> Result<HashMethod, Error> {
     let configured = ctx.config.hash_method().map_err(Error::Invalid)?;
     Ok(method::detect(&ctx.paths, &ctx.config.pam.service, configured).0)
@@ -85,12 +95,7 @@ pub fn passwd(
     let lockout = if ctx.caller.is_root() {
         None
     } else {
-        let lockout = lockout::for_user(
-            &ctx.paths,
-            &ctx.config.policy.lockout,
-            &ctx.config.pam.service,
-            &target,
-        )?;
+        let lockout = lockout_of(ctx, &target)?;
         lockout.refuse_if_locked(clock::Now::read(), ctx.caller.name.as_str())?;
         Some(lockout)
     };
@@ -403,12 +408,7 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
     } else {
         (store, shadow::read_unlocked(&ctx.paths)?)
     };
-    let lockout = lockout::for_user(
-        &ctx.paths,
-        &ctx.config.policy.lockout,
-        &ctx.config.pam.service,
-        &target,
-    )?;
+    let lockout = lockout_of(ctx, &target)?;
     let delay = Duration::from_millis(ctx.config.verify.failure_delay_ms);
     // Failures are dated when they happen, not when a prompt began.
     let outcome = match &password {

@@ -31,37 +31,11 @@ const FAILURE: i32 = 3;
 
 // ---- the shim ------------------------------------------------------------------------
 
-/// The shim, compiled once per test run into Cargo's scratch directory for
-/// these tests. Without a C compiler every test here fails, saying so.
+/// The shim, compiled once per test run. Without a C compiler every test
+/// here fails, saying so.
 fn shim() -> &'static Path {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
-    SHIM.get_or_init(|| {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/shim/failsys.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let built = dir.join("failsys.so");
-        // Built under a name of its own, then renamed: another test binary
-        // may be loading the previous one right now.
-        let fresh = dir.join(format!("failsys.{}.so", std::process::id()));
-        let cc = Command::new("cc")
-            .args([
-                "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-            ])
-            .arg(&fresh)
-            .arg(&source)
-            .args(["-ldl", "-lpthread"])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run cc to build the failsys shim ({e}); apt-get install gcc")
-            });
-        assert!(
-            cc.status.success(),
-            "cc could not build {}:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&cc.stderr)
-        );
-        fs::rename(&fresh, &built).unwrap();
-        built
-    })
+    SHIM.get_or_init(|| crate::shim::build("failsys", &["-ldl", "-lpthread"]))
 }
 
 /// One kind of call made to fail for the paths a pattern names (see

@@ -259,8 +259,7 @@ fn a_crash_inside_the_module_leaves_no_split() {
 /// pseudo-terminal, by another user switching to alice.
 #[test]
 fn sus_forced_change_of_an_expired_password_reaches_the_record() {
-    let (sandbox, alice, bob) = alice_and_bob();
-    drop(alice);
+    let (sandbox, _alice, bob) = alice_and_bob();
     sandbox.enrol("alice", OLD);
     install(&sandbox, "optional");
     sandbox

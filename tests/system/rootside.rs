@@ -460,37 +460,10 @@ fn changes_send_audit_records_and_root_images_send_none() {
 
 // ---- a kernel without audit --------------------------------------------------------------
 
-/// The `noaudit` shim (`tests/shim/noaudit.c`), compiled once per test run
-/// into Cargo's scratch directory for these tests, as `tests/cli/syscalls.rs`
-/// builds `failsys`.
+/// The `noaudit` shim (`tests/shim/noaudit.c`), compiled once per test run.
 fn noaudit_shim() -> &'static Path {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
-    SHIM.get_or_init(|| {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/shim/noaudit.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let built = dir.join("noaudit.so");
-        // Built under a name of its own, then renamed: another test binary
-        // may be loading the previous one right now.
-        let fresh = dir.join(format!("noaudit.{}.so", std::process::id()));
-        let cc = Command::new("cc")
-            .args([
-                "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-            ])
-            .arg(&fresh)
-            .arg(&source)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run cc to build the noaudit shim ({e}); apt-get install gcc")
-            });
-        assert!(
-            cc.status.success(),
-            "cc could not build {}:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&cc.stderr)
-        );
-        fs::rename(&fresh, &built).unwrap();
-        built
-    })
+    SHIM.get_or_init(|| crate::shim::build("noaudit", &[]))
 }
 
 /// `recover` as root with the shim in `mode`; returns the shim's log.
