@@ -250,19 +250,33 @@ impl Store {
             .map_err(corrupt)?;
         store.conn.pragma_update(None, "synchronous", "FULL")?;
         if version < SCHEMA_VERSION {
-            let migration = if version == 1 { MIGRATE_FROM_1 } else { SCHEMA };
-            // One transaction: a crash leaves the old schema whole.
-            store
-                .conn
-                .execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {migration} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
-                .map_err(|e| {
-                    let _ = store.conn.execute_batch("ROLLBACK");
-                    store.corrupt(e)
-                })?;
+            store.migrate().map_err(|e| {
+                let _ = store.conn.execute_batch("ROLLBACK");
+                store.corrupt(e)
+            })?;
         }
         Ok(store)
+    }
+
+    /// Brings an older schema up to date in one transaction (a crash leaves
+    /// the old schema whole). The version is read again under the write
+    /// lock: another credsync may have migrated the store meanwhile.
+    fn migrate(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let migration = match version {
+            v if v >= SCHEMA_VERSION => "",
+            1 => MIGRATE_FROM_1,
+            _ => SCHEMA,
+        };
+        if !migration.is_empty() {
+            self.conn.execute_batch(&format!(
+                "{migration} PRAGMA user_version = {SCHEMA_VERSION};"
+            ))?;
+        }
+        self.conn.execute_batch("COMMIT")
     }
 
     /// Opens an existing store read-only, for commands that only look

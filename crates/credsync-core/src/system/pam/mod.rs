@@ -40,7 +40,9 @@ static FAILURE_DELAY_USEC: AtomicU32 = AtomicU32::new(0);
 /// (`PAM_FAIL_DELAY`): the caller sleeps [`failure_delay`] itself, after it
 /// has counted the failure, so a caller who interrupts the delay can't
 /// escape the count.
-extern "C" fn note_failure_delay(_status: c_int, usec: std::ffi::c_uint, _appdata: *mut c_void) {
+extern "C" fn note_failure_delay(status: c_int, usec: std::ffi::c_uint, _appdata: *mut c_void) {
+    // libpam calls the hook after a success too: nothing to sleep then.
+    let usec = if status == PAM_SUCCESS { 0 } else { usec };
     FAILURE_DELAY_USEC.store(usec, Ordering::Relaxed);
 }
 
