@@ -316,6 +316,17 @@ impl Scene {
             .expect_ok("passwd -u bob");
     }
 
+    /// Lets go of the store, then checks what every held run must leave:
+    /// the password files free once it ends, both stores agreeing.
+    #[track_caller]
+    fn let_go_and_check(&self, gate: Gate, run: Run<'_>) {
+        gate.release();
+        let ended = run.wait_ended();
+        self.assert_password_files_free(&run, ended);
+        run.reap();
+        self.assert_consistent();
+    }
+
     /// Both stores hold the same password for alice, whichever it is, and
     /// nothing is pending.
     #[track_caller]
@@ -496,11 +507,7 @@ fn terminal_signal_while_holding_the_locks(attack: &str, signal: Signal) {
         "alice's run ended {ended:?} before the terminal's signal reached it:\n{}",
         run.log()
     );
-    gate.release();
-    let ended = run.wait_ended();
-    scene.assert_password_files_free(&run, ended);
-    run.reap();
-    scene.assert_consistent();
+    scene.let_go_and_check(gate, run);
 }
 
 /// Ctrl-C, typed while the run holds the password files (here: before its
@@ -553,11 +560,7 @@ fn a_real_time_timer_set_before_exec_leaves_the_locks_free() {
             run.log()
         ),
     }
-    gate.release();
-    let ended = run.wait_ended();
-    scene.assert_password_files_free(&run, ended);
-    run.reap();
-    scene.assert_consistent();
+    scene.let_go_and_check(gate, run);
 }
 
 // ---- CPU time --------------------------------------------------------------------------

@@ -129,22 +129,36 @@ fn disarm_interval_timers() {
     }
 }
 
-/// Ignored signals and the blocked mask survive `execve`. Every signal gets
-/// its default action back (an ignored SIGCHLD would make waiting for a
-/// helper fail), except SIGPIPE, which Rust's runtime ignores on purpose
-/// before `main`; then nothing stays blocked. credsync holds what it must
-/// itself, around the locks (`signals::Blocked`).
+/// Ignored signals and the blocked mask survive `execve` (handlers don't).
+/// Every signal the caller left ignored gets its default action back (an
+/// ignored SIGCHLD would make waiting for a helper fail), except SIGPIPE,
+/// which Rust's runtime ignores on purpose before `main`; handlers Rust
+/// installed (SIGSEGV, SIGBUS for stack overflows) are left alone. Then
+/// nothing stays blocked: credsync holds what it must itself, around the
+/// locks (`signals::Blocked`).
 fn restore_default_signals() {
     use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
     for each in Signal::iterator() {
         if matches!(each, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
             continue;
         }
-        // SAFETY: SIG_DFL runs no code of ours; no handler is installed yet
-        // and no thread exists.
-        let _ = unsafe { signal(each, SigHandler::SigDfl) };
+        let mut current: libc::sigaction = zeroed_sigaction();
+        // SAFETY: a null new action only reads the current one into
+        // `current`, a valid, writable sigaction.
+        let read = unsafe { libc::sigaction(each as libc::c_int, std::ptr::null(), &mut current) };
+        if read == 0 && current.sa_sigaction == libc::SIG_IGN {
+            // SAFETY: SIG_DFL runs no code of ours, and no thread exists yet.
+            let _ = unsafe { signal(each, SigHandler::SigDfl) };
+        }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// An all-zero `sigaction`, to be filled in by the kernel.
+fn zeroed_sigaction() -> libc::sigaction {
+    // SAFETY: sigaction is a plain C struct for which all-zero bytes are a
+    // valid value (SIG_DFL, no flags, an empty mask).
+    unsafe { std::mem::zeroed() }
 }
 
 /// Soft and hard limit root gives itself for a resource whose breach the
