@@ -43,9 +43,40 @@ def verdict(ok):
     return "**met**" if ok else "**not met**"
 
 
+def service(rows):
+    """Section 5: the service (credsyncd)."""
+    api = [r for r in rows if r["group"] == "api"]
+    out = []
+    if api:
+        n = int(api[0]["accounts"])
+        out.append(f"### 5. The service (`credsyncd`), {n:,} accounts\n")
+        out.append("| clients | Verify calls/s | floor (cores / one Argon2id) | floor / measured | p50 | p99 |")
+        out.append("|---:|---:|---:|---:|---:|---:|")
+        for clients in (1, 8, 64):
+            tput = find(rows, "api", f"Verify throughput, {clients} clients")
+            if not tput:
+                continue
+            floor = float(tput["note"].split()[1].rstrip("/s:"))
+            measured = secs(tput)
+            p50 = secs(find(rows, "api", f"Verify p50, {clients} clients"))
+            p99 = secs(find(rows, "api", f"Verify p99, {clients} clients"))
+            out.append(f"| {clients} | {measured:.1f} | {floor:.1f} | {floor / measured:.2f}x | {ms(p50)} | {ms(p99)} |")
+        out.append("")
+        for case in ("one Argon2id check", "one Argon2id hash", "Verify p50 beyond one Argon2id", "Verify with the cheapest", "SetPassword, one call",
+                     "SetPassword beyond", "event after a SetPassword", "event after credsync recover"):
+            r = find(rows, "api", case)
+            if r:
+                note = f" ({r['note']})" if r["note"] else ""
+                out.append(f"- {r['case']}: {ms(secs(r))}{note}")
+        out.append("")
+    return out
+
+
 def markdown(rows, machine, method):
     out = []
     sizes = sorted({int(r["accounts"]) for r in rows if r["group"] in ("sync", "status")})
+    if not sizes:  # scripts/bench.sh --service-only
+        return "\n".join([f"Machine: {machine}.\n"] + service(rows)) + "\n"
     largest = sizes[-1]
     out.append(f"Machine: {machine}. Linux hash: {method} (the host's pam_unix setting, "
                "used by both tools). Each time is hyperfine's median.\n")
@@ -112,6 +143,8 @@ def markdown(rows, machine, method):
             beyond = (with_ - without - secs(argon2)) if argon2 else float("nan")
             out.append(f"| {n:,} | {ms(without)} | {ms(with_)} | {ms(with_ - without)} | {ms(beyond)} |")
         out.append("")
+
+    out.extend(service(rows))
 
     out.append("### Targets\n")
     out.append("| target | measured | |")
@@ -210,7 +243,8 @@ def main(argv):
     rows = load(argv[1])
     with open(argv[2], "w") as f:
         f.write(markdown(rows, argv[4], argv[5]))
-    plot(rows, argv[3])
+    if any(r["group"] == "sync" for r in rows):
+        plot(rows, argv[3])
 
 
 if __name__ == "__main__":

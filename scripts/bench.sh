@@ -6,6 +6,8 @@
 #   scripts/bench.sh --quick    1,000 accounts only, few runs (CI): checks every
 #                               result as well, and fails on a wrong one
 #   --runs N                    runs per measurement (default 5; imports 3)
+#   --service-only              only section 5 (the service), on 10,000 accounts
+#                               (1,000 with --quick)
 #   BENCH_KEEP=1                keep the fixtures ($TARGET/bench/work) afterwards
 #
 # As root (chpasswd runs in a private mount namespace over a copy of /etc;
@@ -22,6 +24,10 @@
 #     `status --json` at each size.
 #  3. One self-service `passwd --stdin` at each size: time, peak RSS, and the
 #     time minus its hashing (two crypt calls and one Argon2id hash).
+#  4. Real `passwd` through PAM, with and without pam_credsync.so.
+#  5. The service, credsyncd: Verify throughput and latency at 1, 8 and 64
+#     clients against the Argon2id floor, one SetPassword, and how long after
+#     a change's reply (or another process's change) its Monitor event comes.
 #
 # Fixtures are written by benches/fixture.py from a few hashes made once by
 # credsync itself, so 100,000 accounts take seconds, not 100,000 hashes.
@@ -32,10 +38,12 @@ usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
 quick=0
 runs=""
+service_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
         --runs) runs="${2:?--runs needs a number}"; shift ;;
+        --service-only) service_only=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -165,6 +173,14 @@ floor_run() {
 }
 value() { grep "^$1=" <<<"$2" | cut -d= -f2; }
 
+managed() { # DIR N: N accounts, all managed and in sync
+    "${fixture[@]}" accounts "$1" "$2" "$hash_current" "$record_day"
+    config "${default_cost[@]}" >"$1/etc/credsync/credsync.toml"
+    "$bin" --root "$1" sync >/dev/null # creates the store
+    "${fixture[@]}" store "$1" "$2" "$hash_current" "$record_day" "$hash_old"
+}
+
+if [ "$service_only" = 0 ]; then
 # ----------------------------------------------------------------- 1. import
 say "1. import of $batch users into $import_accounts accounts, against chpasswd ($method${rounds:+, rounds=$rounds})"
 imp_tpl="$work/import-template"
@@ -207,16 +223,12 @@ for cost_name in minimum default; do
         record hash "crypt check ($method)" 1 "$(value crypt_check_s "$floor_out")"
         record hash "crypt hash ($method)" 1 "$(value crypt_hash_s "$floor_out")"
         record hash "Argon2id (default cost)" 1 "$(value argon2_hash_s "$floor_out")"
+        argon2_s=$(value argon2_hash_s "$floor_out")
+        crypt_hash_s=$(value crypt_hash_s "$floor_out")
     fi
 done
 
 # ----------------------------------------------------------- 2. sync, status
-managed() { # DIR N: N accounts, all managed and in sync
-    "${fixture[@]}" accounts "$1" "$2" "$hash_current" "$record_day"
-    config "${default_cost[@]}" >"$1/etc/credsync/credsync.toml"
-    "$bin" --root "$1" sync >/dev/null # creates the store
-    "${fixture[@]}" store "$1" "$2" "$hash_current" "$record_day" "$hash_old"
-}
 for n in "${sizes[@]}"; do
     say "2. sync and status over $n managed accounts"
     tpl="$work/managed-$n"
@@ -343,6 +355,83 @@ for n in "${sizes[@]}"; do
     done
 done
 
+fi # sections 1 to 4
+
+# ------------------------------------------------------------ 5. the service
+# credsyncd on a --root fixture, its own socket; the load client
+# (crates/credsyncd/examples/api_load.rs) checks every reply. The floor is
+# measured here, just before, on the same machine state.
+api_n=$([ "$quick" = 1 ] && echo 1000 || echo 10000)
+say "5. the hashing floor of one change"
+floor_out=$(floor_run 1 "${default_cost[@]}")
+argon2_s=$(value argon2_hash_s "$floor_out")
+crypt_hash_s=$(value crypt_hash_s "$floor_out")
+record api "one Argon2id hash (default cost)" "$api_n" "$argon2_s"
+[ -d "$work/managed-$api_n" ] || managed "$work/managed-$api_n" "$api_n"
+calls=$([ "$quick" = 1 ] && echo 4 || echo 30)
+rounds=$([ "$quick" = 1 ] && echo 3 || echo 15)
+load="$target/release/examples/api_load"
+cargo build --release --locked --quiet -p credsyncd --example api_load
+api="$work/api-$api_n"
+cp -a "$work/managed-$api_n" "$api"
+printf '\n[api]\nexit_idle_secs = 0\nmax_connections = 256\n' >>"$api/etc/credsync/credsync.toml"
+printf '%s\n' "$pw_current" >"$work/api-password"
+# The fixture's records hold a placeholder Argon2id hash: op000001 gets a real one.
+"$bin" --root "$api" recover op000001 --stdin --force <"$work/api-password" >/dev/null
+sock="$work/api.sock"
+"$target/release/credsyncd" --root "$api" --listen "$sock" 2>"$work/credsyncd.log" &
+daemon=$!
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+[ -S "$sock" ] || fail "credsyncd did not start: $(cat "$work/credsyncd.log")"
+# Verify's floor: the same Argon2id check, in process, on one thread.
+verify_s=$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000)' \
+    "$(value verify_ms "$("$load" floor "$work/api-password" "$calls")")")
+record api "one Argon2id check, as Verify makes it" "$api_n" "$verify_s"
+floor_tput=$(python3 -c 'import sys; print(int(sys.argv[1]) / float(sys.argv[2]))' "$(nproc)" "$verify_s")
+for clients in 1 8 64; do
+    say "5. Verify through credsyncd, $clients concurrent clients, $api_n accounts"
+    out_v=$("$load" verify "$sock" op000001 "$work/api-password" "$clients" "$calls")
+    tput=$(value throughput "$out_v")
+    record api "Verify throughput, $clients clients (calls/s)" "$api_n" "$tput" \
+        "floor $(printf '%.1f' "$floor_tput")/s: $(nproc) cores / one Argon2id"
+    record api "Verify p50, $clients clients" "$api_n" "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000)' "$(value p50_ms "$out_v")")"
+    record api "Verify p99, $clients clients" "$api_n" "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000)' "$(value p99_ms "$out_v")")"
+    if [ "$clients" = 1 ]; then
+        record api "Verify p50 beyond one Argon2id, 1 client" "$api_n" \
+            "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000 - float(sys.argv[2]))' "$(value p50_ms "$out_v")" "$verify_s")"
+    fi
+done
+say "5. SetPassword through credsyncd among $api_n accounts"
+out_s=$("$load" set "$sock" op000001 "$work/api-password" "$rounds")
+record api "SetPassword, one call" "$api_n" "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000)' "$(value p50_ms "$out_s")")"
+record api "SetPassword beyond one crypt hash and one Argon2id" "$api_n" \
+    "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000 - float(sys.argv[2]) - float(sys.argv[3]))' "$(value p50_ms "$out_s")" "$crypt_hash_s" "$argon2_s")"
+say "5. Monitor: from a change's reply to its event"
+out_e=$("$load" events "$sock" op000001 "$work/api-password" "$rounds")
+record api "event after a SetPassword reply (p50; max in note)" "$api_n" \
+    "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000)' "$(value p50_ms "$out_e")")" "max $(value max_ms "$out_e") ms"
+out_e=$("$load" events "$sock" op000001 "$work/api-password" "$rounds" "$bin" --root "$api" recover op000001 --stdin --force)
+record api "event after credsync recover exits (p50; max in note)" "$api_n" \
+    "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000)' "$(value p50_ms "$out_e")")" "max $(value max_ms "$out_e") ms"
+kill -TERM "$daemon"
+wait "$daemon" || fail "credsyncd did not stop cleanly: $(cat "$work/credsyncd.log")"
+
+# What the service adds around the hash, measured without subtracting two
+# figures: the same Verify with Argon2id at its minimum cost (microseconds).
+say "5. Verify through credsyncd with the cheapest Argon2id: the service's own time"
+cheap_api="$work/api-cheap-$api_n"
+cp -a "$work/managed-$api_n" "$cheap_api"
+printf '%s\n[api]\nexit_idle_secs = 0\n' "$cheap_toml" >"$cheap_api/etc/credsync/credsync.toml"
+"$bin" --root "$cheap_api" recover op000001 --stdin --force <"$work/api-password" >/dev/null
+"$target/release/credsyncd" --root "$cheap_api" --listen "$sock.cheap" 2>"$work/credsyncd.log" &
+daemon=$!
+for _ in $(seq 100); do [ -S "$sock.cheap" ] && break; sleep 0.05; done
+out_v=$("$load" verify "$sock.cheap" op000001 "$work/api-password" 1 "$((calls * 4))")
+record api "Verify with the cheapest Argon2id, 1 client (p50): the service's own time" "$api_n" \
+    "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000)' "$(value p50_ms "$out_v")")"
+kill -TERM "$daemon"
+wait "$daemon" || fail "credsyncd did not stop cleanly: $(cat "$work/credsyncd.log")"
+
 # ---------------------------------------------------------------- report
 say "report"
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), \
@@ -350,9 +439,13 @@ $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, Linux $(uname -r), Debian $(cat /
 load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$repo/benches/report.py" "$csv" "$out/results.md" "$out/plot.svg" "$machine" \
     "$method${rounds:+ rounds=$rounds}"
-if [ "$quick" = 0 ]; then
+if [ "$quick" = 0 ] && [ "$service_only" = 0 ]; then
     mkdir -p docs/bench
     cp "$out/results.md" "$out/results.csv" "$out/plot.svg" docs/bench/
+elif [ "$quick" = 0 ]; then
+    mkdir -p docs/bench
+    cp "$out/results.md" docs/bench/service.md
+    cp "$out/results.csv" docs/bench/service.csv
 fi
 cat "$out/results.md"
 echo "bench: all results checked; written to $out" >&2

@@ -7,7 +7,9 @@
 # The story is the appliance's: enrol admin, admin changes the password with
 # `set password`, root recovers it, someone runs `passwd` outside credsync,
 # then again with pam_credsync.so in the stack,
-# the service restarts (`credsync sync`), and both stores accept the password.
+# the service restarts (`credsync sync`), the GUI changes it through
+# credsyncd while a Monitor stream hears of it, and both stores accept the
+# password after each step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -98,6 +100,31 @@ show "passwd admin"
 printf 'ThroughPam#Pass6\nThroughPam#Pass6\n' | passwd admin >/dev/null 2>&1
 "$credsync" status admin
 check "PAM-changed" admin 'ThroughPam#Pass6'
+
+step "The appliance's GUI changes the password through the service, credsyncd, and hears of it on a Monitor stream"
+groupadd --system appsvc
+useradd --system -g appsvc -M -s /usr/sbin/nologin appsvc
+printf '[api]\ngroups = ["appsvc"]\nexit_idle_secs = 0\n' >>/etc/credsync/credsync.toml
+api=/run/credsync/io.credsync.Credentials
+target/release/credsyncd 2>/dev/null &
+daemon=$!
+for _ in $(seq 50); do [ -S "$api" ] && break; sleep 0.1; done
+awk '/^## Applications/{on=1} on && /^```python/{grab=1; next} grab && /^```/{exit} grab' README.md >"$sandbox/client.py"
+show "credsync api call --more Monitor '{\"initial\": false}'   # the application's session keeper"
+timeout 10 "$credsync" api call --more Monitor '{"initial": false}' >"$sandbox/events" &
+monitor=$!
+sleep 0.5
+show "ChangePassword(admin, current, new) from the README's Python client, run as the GUI's account 'appsvc'"
+# The client as the README writes it (its example lines left out), then the call.
+{
+    sed 's/^if __name__ == "__main__":/if False:/' "$sandbox/client.py"
+    echo "print('   reply:', call('ChangePassword', user='admin', current_password='ThroughPam#Pass6', new_password='FromTheGui#Pass7'))"
+} | setpriv --reuid=appsvc --regid=appsvc --init-groups /usr/bin/python3 -
+for _ in $(seq 50); do grep -q admin "$sandbox/events" && break; sleep 0.1; done
+kill "$monitor" 2>/dev/null || true
+echo "   the monitor heard: $(head -n 1 "$sandbox/events")"
+kill -TERM "$daemon" && wait "$daemon"
+check "GUI-changed" admin 'FromTheGui#Pass7'
 
 step "Status of every managed account"
 show "credsync status"

@@ -2,12 +2,15 @@
 # The packages, proven. Builds the .deb and the .rpm (cargo xtask deb|rpm),
 # checks the .deb with lintian (pedantic; no tag left but the overrides,
 # which give their reasons) and that the .rpm holds the same files with the
-# same modes, then installs the .deb into a clean Debian 12
-# (debootstrap --variant=minbase bookworm) and runs the appliance story there
-# with the installed files only: recovery, pamtester through the installed
+# same modes, then installs the .deb into a clean Debian 12 and a clean
+# Debian 13 (debootstrap --variant=minbase bookworm, then trixie) and runs the
+# appliance story in each with the installed files only: recovery, pamtester through the installed
 # /etc/pam.d/credsync, a self-service change through the setuid binary, the
-# boot unit's command in the unit's own sandbox, the man pages, the
-# completions, dpkg-statoverride, an upgrade, remove and purge.
+# boot unit's command in the unit's own sandbox, the service through its
+# socket (and, on Debian 13, through systemd's own varlinkctl), the man
+# pages, the completions, dpkg-statoverride, an upgrade, remove and purge.
+#
+#   scripts/install-test.sh [RELEASE...]    default: bookworm trixie
 #
 # Run as root (debootstrap, chroot, mount namespaces). The host is not
 # touched: the root is a temporary directory, and every mount lives in a
@@ -27,9 +30,10 @@ else
         exit 1
     fi
     extra_packages=(
-        debootstrap # the clean Debian 12 root
+        debootstrap # the clean Debian 12 and 13 roots
         lintian     # checks the .deb
         rpm         # rpm -qlp: the .rpm's file list
+        binutils    # readelf: the binaries' NEEDED libraries
     )
     source scripts/setup.sh
 fi
@@ -106,30 +110,36 @@ if [ -z "$in_namespace" ]; then
     work=$(mktemp -d /tmp/credsync-install.XXXXXX)
     # Every mount was in the namespace, gone with it; --one-file-system all the same.
     trap 'rm -rf --one-file-system "$work"' EXIT
-    # One tarball per month, mirror and package list: the clean root follows
-    # Debian 12's point releases, and older tarballs are removed.
-    cache=${CREDSYNC_CACHE:-/var/cache/credsync-test}
-    key=$(printf '%s %s' "$mirror" "$include" | md5sum | cut -c1-12)
-    tarball=$cache/bookworm-minbase-$(date -u +%Y-%m)-$key.tgz
-    if [ ! -s "$tarball" ]; then
-        step "downloading Debian 12 minbase once (cached in $tarball)"
-        mkdir -p "$cache"
-        part=$(mktemp "$tarball.XXXXXX")
-        unshare --mount --propagation private debootstrap --variant=minbase \
-            --include="$include" --make-tarball="$part" bookworm "$work/download" "$mirror" \
-            >"$work/debootstrap.log" 2>&1 || {
-            rm -f "$part"
-            tail -n 20 "$work/debootstrap.log" >&2
-            fail "debootstrap --make-tarball (mirror $mirror)"
-        }
-        mv "$part" "$tarball"
-        find "$cache" -maxdepth 1 -name 'bookworm-minbase-*.tgz' ! -path "$tarball" -delete
-    fi
     cp "$deb" "$work/credsync.deb"
     cp "$deb_next" "$work/credsync-next.deb"
-    unshare --mount --propagation private "$self" --in-namespace "$work" "$tarball"
+    releases=("$@")
+    [ ${#releases[@]} -gt 0 ] || releases=(bookworm trixie)
+    for release in "${releases[@]}"; do
+        # One tarball per release, month, mirror and package list: the clean
+        # root follows the point releases, and older tarballs are removed.
+        cache=${CREDSYNC_CACHE:-/var/cache/credsync-test}
+        key=$(printf '%s %s' "$mirror" "$include" | md5sum | cut -c1-12)
+        tarball=$cache/$release-minbase-$(date -u +%Y-%m)-$key.tgz
+        if [ ! -s "$tarball" ]; then
+            step "downloading $release minbase once (cached in $tarball)"
+            mkdir -p "$cache"
+            part=$(mktemp "$tarball.XXXXXX")
+            unshare --mount --propagation private debootstrap --variant=minbase \
+                --include="$include" --make-tarball="$part" "$release" "$work/download" "$mirror" \
+                >"$work/debootstrap.log" 2>&1 || {
+                rm -f "$part"
+                tail -n 20 "$work/debootstrap.log" >&2
+                fail "debootstrap --make-tarball $release (mirror $mirror)"
+            }
+            rm -rf "$work/download"
+            mv "$part" "$tarball"
+            find "$cache" -maxdepth 1 -name "$release-minbase-*.tgz" ! -path "$tarball" -delete
+        fi
+        mkdir -p "$work/$release"
+        unshare --mount --propagation private "$self" --in-namespace "$work" "$tarball" "$release"
+    done
     echo
-    echo "install-test: passed in $((SECONDS - started)) s"
+    echo "install-test: passed on ${releases[*]} in $((SECONDS - started)) s"
     exit 0
 fi
 
@@ -137,11 +147,18 @@ fi
 
 work=$2
 tarball=$3
-root=$work/root
+release=$4
+root=$work/$release/root
+# The release's name for people, and its suite for debootstrap.
+case "$release" in
+    bookworm) debian="Debian 12" ;;
+    trixie) debian="Debian 13" ;;
+    *) debian="Debian ($release)" ;;
+esac
 
-step "a clean Debian 12 (debootstrap --variant=minbase bookworm)"
+step "a clean $debian (debootstrap --variant=minbase $release)"
 debootstrap --variant=minbase --include="$include" --unpack-tarball="$tarball" \
-    bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+    "$release" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -n 20 "$work/debootstrap.log" >&2
     fail "debootstrap --unpack-tarball"
 }
@@ -181,13 +198,34 @@ done
 # Enabled for boot, but dpkg never runs it: not at install, and not again,
 # behind the running application, on an upgrade.
 for script in postinst prerm postrm; do
-    ! grep -q -e 'deb-systemd-invoke \(start\|restart\|try-restart\)' "$root/var/lib/dpkg/info/credsync.$script" \
+    ! grep -q -e 'deb-systemd-invoke \(start\|restart\|try-restart\).*credsync-sync' "$root/var/lib/dpkg/info/credsync.$script" \
         || fail "the $script starts credsync-sync.service"
 done
 grep -q '^features: none' <<<"$(in_root credsync --version)" || fail "the installed binary is not a release build"
 echo "installed: /usr/bin/credsync 4755, /var/lib/credsync 0700, conffiles, unit enabled"
 module=/usr/lib/x86_64-linux-gnu/security/pam_credsync.so
 [ -f "$root$module" ] || fail "$module is not installed"
+
+step "the .deb's Depends hold on $debian"
+# dpkg -i refused nothing, so each Depends is satisfied here; and each shared
+# library the three binaries name (their ELF NEEDED entries) is resolved in
+# this root by a package the Depends name: the check dpkg-shlibdeps made
+# when the .deb was built, redone against this release's packages.
+depends=$(dpkg-deb -f "$work/credsync.deb" Depends)
+for binary in /usr/bin/credsync /usr/sbin/credsyncd "$module"; do
+    libraries=$(in_root ldd "$binary") || fail "ldd $binary failed"
+    ! grep -q 'not found' <<<"$libraries" || fail "$binary on $debian: $(grep 'not found' <<<"$libraries")"
+    for soname in $(readelf -d "$root$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        library=$(awk -v so="$soname" '$1 == so && $2 == "=>" { print $3 }' <<<"$libraries")
+        [ -n "$library" ] || continue # the dynamic loader itself
+        owner=$(in_root dpkg -S "$(in_root readlink -f "$library")" 2>/dev/null | head -n 1 | cut -d: -f1) \
+            || owner=$(in_root dpkg -S "$library" | head -n 1 | cut -d: -f1)
+        [ -n "$owner" ] || fail "no package owns $library"
+        grep -Eq "(^|[ ,|])$owner([ ,(]|$)" <<<"$depends" \
+            || fail "$binary needs $soname from $owner, which the Depends don't name: $depends"
+    done
+done
+echo "Depends: $depends"
 grep -q $'^password\toptional\tpam_credsync.so' "$root/etc/pam.d/common-password" \
     || fail "pam-auth-update did not put pam_credsync.so in common-password"
 echo "pam_credsync.so installed, and in common-password's Additional block"
@@ -353,7 +391,7 @@ in_root systemd-analyze verify /usr/lib/systemd/system/credsync-sync.service \
 in_root systemd-analyze security --offline=yes credsync-sync.service 2>/dev/null | tail -n 1
 
 step "man pages and completions"
-for page in credsync credsync-recover credsync-sync pam_credsync "5 credsync.toml"; do
+for page in credsync credsync-recover credsync-sync credsync-api pam_credsync credsyncd "5 credsync.toml"; do
     # shellcheck disable=SC2086 # "5 credsync.toml" is two words on purpose
     in_root env MANPAGER=cat MANWIDTH=80 man $page >"$work/page.txt" 2>"$work/page.err" \
         || fail "man $page: $(cat "$work/page.err")"
@@ -365,7 +403,7 @@ in_root bash -c '. /usr/share/bash-completion/completions/credsync && complete -
 for file in /usr/share/zsh/vendor-completions/_credsync /usr/share/fish/vendor_completions.d/credsync.fish; do
     [ -s "$root$file" ] || fail "$file is missing"
 done
-echo "man credsync, credsync-recover, credsync-sync, pam_credsync, credsync.toml(5) render; bash, zsh, fish completions in place"
+echo "man credsync, credsync-recover, credsync-sync, credsync-api, pam_credsync, credsyncd, credsync.toml(5) render; bash, zsh, fish completions in place"
 
 step "dpkg-statoverride turns the setuid bit off, and it stays off across a reinstall"
 in_root dpkg-statoverride --update --add root root 0755 /usr/bin/credsync
@@ -387,6 +425,133 @@ in_root dpkg -i /tmp/credsync-next.deb >/dev/null
 grep -q '^min_length = 10' "$root/etc/credsync/credsync.toml" || fail "the upgrade lost the configuration edit"
 [ "$(verify_code admin "$second")" = 0 ] || fail "the upgrade lost the store"
 echo "upgraded to ${version}-2; min_length = 10 kept; verify still takes admin's password"
+
+step "credsyncd: the socket unit, the service started as systemd starts it, the README's Python client"
+socket_unit=$root/usr/lib/systemd/system/credsync-api.socket
+service_unit=$root/usr/lib/systemd/system/credsync-api.service
+[ -L "$root/etc/systemd/system/sockets.target.wants/credsync-api.socket" ] \
+    || fail "credsync-api.socket is not enabled for sockets.target"
+for unit in credsync-api.socket credsync-api.service; do
+    in_root systemd-analyze verify "/usr/lib/systemd/system/$unit" || fail "systemd-analyze verify $unit"
+done
+in_root systemd-analyze security --offline=yes --threshold=40 credsync-api.service >"$work/security.txt" 2>&1 \
+    || { cat "$work/security.txt" >&2; fail "systemd-analyze security: credsync-api.service is more exposed than 4.0"; }
+tail -n 1 "$work/security.txt"
+# The application's service account, in [api] groups.
+in_root groupadd --system appsvc
+in_root useradd --system --gid appsvc --no-create-home --shell /usr/sbin/nologin appsvc
+sed -i '/^\[api\]/a groups = ["appsvc"]' "$root/etc/credsync/credsync.toml"
+grep -q '^groups = \["appsvc"\]' "$root/etc/credsync/credsync.toml" || fail "could not set [api] groups"
+# Listen as the socket unit says (ListenStream, SocketMode, DirectoryMode),
+# then start the unit's ExecStart in the root with the socket as descriptor
+# 3 and LISTEN_FDS/LISTEN_PID, as systemd's socket activation does.
+api_socket=$(sed -n 's/^ListenStream=//p' "$socket_unit")
+python3 - "$root" "$api_socket" "$(sed -n 's/^SocketMode=//p' "$socket_unit")" \
+    "$(sed -n 's/^DirectoryMode=//p' "$socket_unit")" $(sed -n 's/^ExecStart=//p' "$service_unit") \
+    >"$work/credsyncd.log" 2>&1 <<'PY' &
+import os, socket, sys
+root, path, mode, dir_mode, *command = sys.argv[1:]
+os.makedirs(os.path.dirname(root + path), mode=int(dir_mode, 8), exist_ok=True)
+s = socket.socket(socket.AF_UNIX)
+s.bind(root + path)
+os.chmod(root + path, int(mode, 8))
+s.listen(128)
+if s.fileno() == 3:
+    os.set_inheritable(3, True)
+else:
+    os.dup2(s.fileno(), 3)
+os.execv("/usr/sbin/chroot", ["chroot", root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin",
+         "LISTEN_FDS=1", "LISTEN_PID=%d" % os.getpid(), *command])
+PY
+daemon=$!
+for _ in $(seq 50); do [ -S "$root$api_socket" ] && break; sleep 0.1; done
+sleep 0.5
+kill -0 "$daemon" 2>/dev/null || fail "credsyncd did not start: $(cat "$work/credsyncd.log")"
+[ "$(stat -c %a "$root$api_socket")" = 666 ] || fail "the socket is not mode 0666"
+# The README's client, as written there; its example lines are not run.
+awk '/^## Applications/{on=1} on && /^```python/{grab=1; next} grab && /^```/{exit} grab' README.md >"$work/client.py"
+grep -q 'def call' "$work/client.py" || fail "README.md's Applications section has no Python client"
+client() {
+    CREDSYNC_API=$root$api_socket python3 -c '
+import json, sys
+namespace = {"__name__": "client"}
+exec(open(sys.argv[1]).read(), namespace)
+method, parameters = sys.argv[2], json.loads(sys.argv[3])
+if method == "Monitor":
+    for reply in namespace["replies"]("Monitor", more=True, **parameters):
+        print(json.dumps(reply), flush=True)
+else:
+    print(json.dumps(namespace["call"](method, **parameters)))
+' "$work/client.py" "$@"
+}
+client Monitor '{"initial": false}' >"$work/events.txt" &
+monitor=$!
+sleep 0.5
+# admin's password has expired (it is past the maximum age): the GUI's change flow.
+in_root chage -d 2000-01-01 admin
+fourth='Hn5*cVb9uJk!'
+reply=$(client Verify "{\"user\": \"admin\", \"password\": \"$second\"}")
+grep -q '"result": "expired"' <<<"$reply" || fail "Verify of the expired password: $reply"
+reply=$(client ChangePassword "{\"user\": \"admin\", \"current_password\": \"$second\", \"new_password\": \"$fourth\"}")
+grep -q '"session_epoch"' <<<"$reply" || fail "ChangePassword: $reply"
+for _ in $(seq 50); do grep -q '"user": "admin"' "$work/events.txt" && break; sleep 0.1; done
+kill "$monitor" 2>/dev/null || true
+grep -q '"source": "api"' "$work/events.txt" || fail "Monitor saw no event for the change: $(cat "$work/events.txt")"
+pam_takes admin "$fourth" || fail "pam_unix refuses the password set through the service"
+[ "$(verify_code admin "$fourth")" = 0 ] || fail "verify refuses the password set through the service"
+echo "socket 0666 from the unit; ChangePassword through the README's client; Monitor saw it"
+
+if [ -x "$root/usr/bin/varlinkctl" ]; then
+    step "varlinkctl, systemd's own varlink client, against credsyncd on $debian"
+    # The interface as systemd reads it: the same methods, types and errors,
+    # with the same members, as the shipped IDL.
+    in_root varlinkctl introspect "$api_socket" io.credsync.Credentials >"$work/introspect.txt" \
+        || fail "varlinkctl introspect: $(cat "$work/introspect.txt")"
+    declared() { # the declarations of an IDL, one per line, whitespace and comments aside
+        grep -v '^[[:space:]]*#' "$1" | tr -d ' \t\n' \
+            | sed -e 's/\(method\|type\|error\|interface\)/\n\1 /g' | sed '/^$/d' | sort
+    }
+    diff <(declared "$root/usr/share/credsync/io.credsync.Credentials.varlink") <(declared "$work/introspect.txt") \
+        || fail "varlinkctl introspect differs from the shipped IDL (above: - shipped, + varlinkctl)"
+    in_root varlinkctl info "$api_socket" | grep -q 'io.credsync.Credentials' || fail "varlinkctl info"
+    status=$(in_root varlinkctl call "$api_socket" io.credsync.Credentials.GetStatus '{"user": "admin"}') \
+        || fail "varlinkctl call GetStatus: $status"
+    grep -q '"user" *: *"admin"' <<<"$status" || fail "GetStatus through varlinkctl: $status"
+    as_app() { in_root setpriv --reuid=appsvc --regid=appsvc --init-groups "$@"; }
+    reply=$(as_app varlinkctl call "$api_socket" io.credsync.Credentials.Verify \
+        "{\"user\": \"admin\", \"password\": \"$fourth\"}") || fail "varlinkctl Verify as appsvc: $reply"
+    grep -q '"result" *: *"ok"' <<<"$reply" || fail "Verify through varlinkctl: $reply"
+    ! as_app varlinkctl call "$api_socket" io.credsync.Credentials.Verify \
+        '{"user": "admin", "password": "not-it"}' 2>"$work/varlinkctl.err" >/dev/null \
+        || fail "varlinkctl Verify of a wrong password succeeded"
+    grep -q 'io.credsync.Credentials.AuthenticationFailed' "$work/varlinkctl.err" \
+        || fail "a wrong password through varlinkctl: $(cat "$work/varlinkctl.err")"
+    in_root timeout 30 varlinkctl call --more "$api_socket" io.credsync.Credentials.Monitor \
+        '{"initial": false}' >"$work/varlinkctl-events.txt" 2>&1 &
+    varlink_monitor=$!
+    sleep 0.5
+    in_root chage -d 2000-01-01 admin
+    fifth='Yt3#kLm8vBq@'
+    reply=$(as_app varlinkctl call "$api_socket" io.credsync.Credentials.ChangePassword \
+        "{\"user\": \"admin\", \"current_password\": \"$fourth\", \"new_password\": \"$fifth\"}") \
+        || fail "varlinkctl ChangePassword as appsvc: $reply"
+    grep -q '"session_epoch"' <<<"$reply" || fail "ChangePassword through varlinkctl: $reply"
+    pam_takes admin "$fifth" || fail "pam_unix refuses the password varlinkctl set"
+    sixth='Rw7^nXc2pZs!'
+    printf '%s\n' "$sixth" | expect 0 in_root credsync recover admin --stdin >/dev/null
+    for _ in $(seq 50); do grep -q '"recover"' "$work/varlinkctl-events.txt" && break; sleep 0.1; done
+    kill "$varlink_monitor" 2>/dev/null || true
+    grep -q '"source" *: *"recover"' "$work/varlinkctl-events.txt" \
+        || fail "varlinkctl --more Monitor saw no event for the CLI's recover: $(cat "$work/varlinkctl-events.txt")"
+    [ "$(verify_code admin "$sixth")" = 0 ] || fail "verify refuses the recovered password"
+    # The passwords the later steps expect.
+    printf '%s\n' "$fourth" | expect 0 in_root credsync recover admin --stdin --force >/dev/null
+    echo "varlinkctl: introspect matches the IDL; info; GetStatus; Verify and ChangePassword as appsvc; Monitor --more saw the CLI's change"
+fi
+
+kill -TERM "$daemon"
+wait "$daemon" || fail "credsyncd did not stop cleanly on SIGTERM: $(cat "$work/credsyncd.log")"
+echo "SIGTERM: credsyncd finished and exited 0"
 
 step "dpkg -r keeps the store; dpkg -P removes it"
 in_root dpkg -r credsync >/dev/null

@@ -1077,3 +1077,36 @@ fn a_store_directory_owned_by_someone_else_is_refused() {
         .stderr(contains("owned by uid 1000 instead of uid 0"));
     assert_eq!(root.shadow(), before);
 }
+
+/// The setuid binary stays lean: the service's async runtime and its
+/// varlink pieces live in `credsyncd` alone (docs/design.md, "Layout").
+#[test]
+fn the_setuid_binary_links_no_async_runtime() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "credsync",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8(out.stdout).unwrap();
+    assert!(tree.contains("credsync-core"), "{tree}");
+    for crate_name in ["tokio ", "mio ", "zlink", "credsyncd", "futures"] {
+        assert!(
+            !tree.contains(crate_name),
+            "{crate_name} is in the setuid binary's tree"
+        );
+    }
+}

@@ -12,6 +12,8 @@ mod harness;
 #[path = "common/shim.rs"]
 mod shim;
 
+#[path = "system/api.rs"]
+mod api;
 #[path = "system/concurrency.rs"]
 mod concurrency;
 #[path = "system/drift.rs"]

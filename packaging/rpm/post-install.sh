@@ -7,5 +7,11 @@ if [ -x /usr/bin/systemctl ]; then
     systemctl daemon-reload >/dev/null 2>&1 || :
     if [ "$1" -eq 1 ]; then
         systemctl enable credsync-sync.service >/dev/null 2>&1 || :
+        # The applications' socket listens from now on; the service starts
+        # at the first connection.
+        systemctl enable --now credsync-api.socket >/dev/null 2>&1 || :
+    else
+        # An upgrade: a running service finishes its calls and restarts.
+        systemctl try-restart credsync-api.service >/dev/null 2>&1 || :
     fi
 fi

@@ -105,6 +105,34 @@ pub enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// talk to the service (credsyncd) as the applications do
+    #[command(
+        override_usage = "credsync api call [options] METHOD [PARAMETERS]",
+        subcommand_value_name = "ACTION",
+        subcommand_help_heading = "Actions"
+    )]
+    Api {
+        #[command(subcommand)]
+        action: ApiAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiAction {
+    /// call one method of io.credsync.Credentials and print each reply's parameters as a JSON line
+    #[command(override_usage = "credsync api call [options] METHOD [PARAMETERS]")]
+    Call {
+        /// the method: `Verify`, or a full name such as `org.varlink.service.GetInfo`
+        method: String,
+        /// the parameters as a JSON object (default {}); `-` reads them from standard input, which is where passwords go
+        parameters: Option<String>,
+        /// ask for a stream of replies (`Monitor`) and print each as it comes
+        #[arg(long)]
+        more: bool,
+        /// the service's socket
+        #[arg(long, value_name = "PATH")]
+        socket: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -6,20 +6,19 @@ use super::Context;
 use super::input::{self, Input, bad_line, parse_import};
 use super::report::{self, say};
 use credsync_core::account::UserName;
-use credsync_core::audit::{self, Event};
 use credsync_core::change::{self, NewPassword, Request};
 use credsync_core::clock;
 use credsync_core::error::Error;
 use credsync_core::judge::{self, Candidate, Judge};
-use credsync_core::lockout::{self, Lockout, Lockouts};
+use credsync_core::lockout::Lockout;
 use credsync_core::reconcile;
+use credsync_core::requests::{Site, TooSoon};
 use credsync_core::secret::Password;
-use credsync_core::store::{Provenance, Source, Store, StoreError};
+use credsync_core::status;
+use credsync_core::store::{Provenance, Source, Store};
 use credsync_core::stores::Stores;
-use credsync_core::system::crypt::HashMethod;
-use credsync_core::system::shadow::{LastChange, ShadowError};
-use credsync_core::system::{faillock, method, pam, shadow};
-use credsync_core::verify::{self, Outcome};
+use credsync_core::system::{pam, shadow};
+use credsync_core::verify::Outcome;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -30,19 +29,12 @@ fn user_name(name: &str) -> Result<UserName, Error> {
     UserName::parse(name).map_err(|e| Error::Invalid(e.to_string()))
 }
 
-/// `user`'s lockout under the settings in force for this run.
-fn lockout_of(ctx: &Context, user: &UserName) -> Result<Lockout, Error> {
-    Ok(lockout::for_user(
-        &ctx.paths,
-        &ctx.config.policy.lockout,
-        &ctx.config.pam.service,
-        user,
-    )?)
-}
-
-fn hash_method(ctx: &Context) -> Result<HashMethod, Error> {
-    let configured = ctx.config.hash_method().map_err(Error::Invalid)?;
-    Ok(method::detect(&ctx.paths, &ctx.config.pam.service, configured).0)
+fn site(ctx: &Context) -> Site<'_> {
+    Site {
+        paths: &ctx.paths,
+        config: &ctx.config,
+        store_owner: ctx.store_owner,
+    }
 }
 
 fn change(
@@ -64,7 +56,7 @@ fn change(
     change::apply(
         &ctx.paths,
         &ctx.config,
-        &hash_method(ctx)?,
+        &site(ctx).hash_method()?,
         ctx.store_owner,
         request,
     )
@@ -95,7 +87,7 @@ pub fn passwd(
     let lockout = if ctx.caller.is_root() {
         None
     } else {
-        let lockout = lockout_of(ctx, &target)?;
+        let lockout = site(ctx).lockout(&target)?;
         lockout.refuse_if_locked(clock::Now::read(), ctx.caller.name.as_str())?;
         Some(lockout)
     };
@@ -106,7 +98,9 @@ pub fn passwd(
         Some(lockout) => {
             let current = input.password("Enter your current password: ")?;
             prove_current(ctx, lockout, &current)?;
-            check_minimum_age(ctx, &target)?;
+            if let Some(too_soon) = TooSoon::check(&ctx.paths, &target, ctx.now.day)? {
+                return Err(too_soon.refusal());
+            }
             Some(current)
         }
     };
@@ -126,22 +120,17 @@ pub fn passwd(
     Ok(())
 }
 
-/// The caller's current password, checked before a self-service change. A
-/// wrong one counts towards the lockout exactly as a failed `verify` does,
-/// and is counted before PAM's failure delay is slept, so neither Ctrl-C
-/// during the delay nor parallel runs get a guess for free.
+/// The caller's current password, checked before a self-service change; a
+/// wrong one is counted (`Site::prove_current`), then the failure delay is
+/// slept.
 fn prove_current(ctx: &Context, lockout: &Lockout, current: &Password) -> Result<(), Error> {
-    match ctx
-        .caller
-        .prove(&ctx.paths, &ctx.config.pam.service, current)
-    {
-        Ok(()) => Ok(lockout.record_success(clock::Now::read())?),
+    let name = &ctx.caller.name;
+    match site(ctx).prove_current(name, name.as_str(), lockout, current) {
         Err(Error::AuthFailed) => {
-            lockout.record_wrong_current_password(clock::Now::read())?;
             std::thread::sleep(pam::failure_delay());
             Err(Error::AuthFailed)
         }
-        Err(other) => Err(other),
+        other => other,
     }
 }
 
@@ -204,29 +193,6 @@ fn refused(ctx: &Context, user: &UserName, problems: &[String]) -> Error {
     refusal
 }
 
-/// A self-service change inside the minimum age (shadow field 4) is refused,
-/// as pam_unix refuses it — unless the password has expired or a change is
-/// forced, which the minimum age never blocks.
-fn check_minimum_age(ctx: &Context, user: &UserName) -> Result<(), Error> {
-    let shadow = shadow::read_unlocked(&ctx.paths)?;
-    let (Some(entry), Some(aging)) = (shadow.entry(user), shadow.aging(user)) else {
-        return Ok(());
-    };
-    let (Some(min), LastChange::Day(changed)) = (aging.min, entry.last_change) else {
-        return Ok(());
-    };
-    let today = ctx.now.day;
-    let expired = aging.max.is_some_and(|max| today - changed > max);
-    let allowed_from = changed + min;
-    if min == 0 || expired || today >= allowed_from {
-        return Ok(());
-    }
-    Err(Error::Policy(format!(
-        "the password was changed less than {min} day(s) ago; it can be changed again from {} (UTC)",
-        &clock::utc_text(allowed_from * 86_400)[..10]
-    )))
-}
-
 pub fn recover(
     ctx: &Context,
     user: &str,
@@ -259,11 +225,7 @@ pub fn recover(
         }],
         expire,
     )?;
-    faillock::reset(&ctx.paths, &target).map_err(|e| {
-        Error::Failure(format!(
-            "the password was recovered, but the failure tally could not be cleared: {e}"
-        ))
-    })?;
+    site(ctx).clear_tally(&target)?;
     say(ctx, "Password updated successfully");
     report::changed(ctx, &[target]);
     Ok(())
@@ -354,28 +316,14 @@ pub fn status(ctx: &Context, user: Option<&str>) -> Result<(), Error> {
             .caller
             .refuse(target.as_str(), "you may see only your own status"));
     }
-    let store = Store::open_existing(&ctx.paths.store_dir(), ctx.store_owner)?;
-    let shadow = shadow::read_unlocked(&ctx.paths)?;
-    let findings = reconcile::survey(store.as_ref(), &shadow, only.as_ref())?;
-    if let Some(target) = &only
-        && findings.is_empty()
-        && shadow.entry(target).is_none()
-    {
-        return Err(Error::UnknownUser(target.clone()));
-    }
-    let lockouts = Lockouts::load(
+    let entries = status::survey(
         &ctx.paths,
-        &ctx.config.policy.lockout,
-        &ctx.config.pam.service,
+        &ctx.config,
+        ctx.store_owner,
+        only.as_ref(),
+        ctx.now,
     )?;
-    let standings: Vec<report::Standing> = findings
-        .iter()
-        .map(|(record, _)| report::Standing {
-            expiry: verify::expiry(&shadow, &record.user, ctx.now.day),
-            tally: lockouts.user(&record.user).assess(ctx.now),
-        })
-        .collect();
-    report::status(ctx, &findings, &standings, only.as_ref());
+    report::status(ctx, &entries, only.as_ref());
     Ok(())
 }
 
@@ -387,47 +335,8 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
             .refuse(target.as_str(), "you may verify only your own password"));
     }
     let password = Input::new(stdin).password_or_empty("Password: ")?;
-    let store = Store::open(&ctx.paths.store_dir(), ctx.store_owner)?;
-    let (mut store, shadow) = if store.intents()?.iter().any(|i| i.user == target) {
-        // Finish the interrupted change first, under the locks; keep what they
-        // read. If it can't be finished now (a full disk), judge it as it
-        // stands rather than lock the user out of the application.
-        drop(store);
-        match Stores::lock(&ctx.paths, &ctx.config, ctx.store_owner) {
-            Ok(Stores { store, shadow, .. }) => (store, shadow),
-            Err(
-                busy @ (Error::Shadow(ShadowError::Busy { .. }) | Error::Store(StoreError::Busy)),
-            ) => {
-                return Err(busy);
-            }
-            Err(_) => (
-                Store::open(&ctx.paths.store_dir(), ctx.store_owner)?,
-                shadow::read_unlocked(&ctx.paths)?,
-            ),
-        }
-    } else {
-        (store, shadow::read_unlocked(&ctx.paths)?)
-    };
-    let lockout = lockout_of(ctx, &target)?;
     let delay = Duration::from_millis(ctx.config.verify.failure_delay_ms);
-    // Failures are dated when they happen, not when a prompt began.
-    let outcome = match &password {
-        Some(password) => verify::attempt(
-            &mut store,
-            &shadow,
-            &target,
-            password,
-            &ctx.config.argon2,
-            &lockout,
-            clock::Now::read(),
-        )?,
-        // An empty password matches no hash credsync accepts: refused as a
-        // wrong one, uncounted.
-        None => match verify::never_accepted(&store, &shadow, &target)? {
-            Some(verify::Outcome::NoPassword) => verify::Outcome::NoPassword,
-            _ => verify::Outcome::NeverAccepted,
-        },
-    };
+    let outcome = site(ctx).verify(&target, password.as_ref(), ctx.caller.name.as_str())?;
     match outcome {
         Outcome::Accepted => Ok(()),
         Outcome::MustChange => Err(Error::MustChange),
@@ -441,10 +350,6 @@ pub fn verify(ctx: &Context, user: &str, stdin: bool) -> Result<(), Error> {
             Err(locked.refusal(&target, ctx.caller.name.as_str()))
         }
         Outcome::Rejected | Outcome::NeverAccepted => {
-            audit::log(Event::VerifyFailed {
-                user: &target,
-                by: ctx.caller.name.as_str(),
-            });
             std::thread::sleep(delay);
             Err(Error::AuthFailed)
         }

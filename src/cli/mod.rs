@@ -3,12 +3,13 @@
 //! and a documented exit code (`credsync_core::error::exit`).
 #![forbid(unsafe_code)]
 
+mod api;
 mod args;
 mod commands;
 pub mod input;
 mod report;
 
-use args::{Cli, Command, SetWhat};
+use args::{ApiAction, Cli, Command, SetWhat};
 use clap::{CommandFactory, Parser};
 use credsync_core::access::Caller;
 use credsync_core::clock::Now;
@@ -82,6 +83,23 @@ pub struct Context {
 }
 
 fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
+    if let Command::Api {
+        action:
+            ApiAction::Call {
+                method,
+                parameters,
+                more,
+                socket,
+            },
+    } = &cli.command
+    {
+        let socket = match (socket, &cli.root) {
+            (Some(path), _) => path.clone(),
+            (None, Some(root)) => Paths::under(root).under_root(api::SOCKET),
+            (None, None) => api::SOCKET.into(),
+        };
+        return api::call(&invoker, &socket, method, parameters.as_deref(), *more);
+    }
     let paths = match &cli.root {
         None if invoker.effective_uid != 0 => {
             return Err(Error::Denied(
@@ -122,5 +140,6 @@ fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
         Command::Status { user } => commands::status(&ctx, user.as_deref()),
         Command::Verify { user, stdin } => commands::verify(&ctx, &user, stdin),
         Command::Import { expire, force } => commands::import(&ctx, expire, force),
+        Command::Api { .. } => unreachable!("answered before the context is built"),
     }
 }

@@ -5,9 +5,9 @@
 
 use super::Context;
 use credsync_core::account::UserName;
-use credsync_core::clock;
 use credsync_core::lockout::{self, LockoutError};
 use credsync_core::reconcile::Drift;
+use credsync_core::status;
 use credsync_core::store::Record;
 use credsync_core::system::faillock::{Assessment, Lock};
 use credsync_core::verify::Expiry;
@@ -95,75 +95,6 @@ pub fn sync(ctx: &Context, findings: &[(Record, Drift)], dry_run: bool) {
     ));
 }
 
-/// What `status` shows of a managed user beyond the record.
-pub struct Standing {
-    /// From shadow's aging fields; `None` without a shadow entry.
-    pub expiry: Option<Expiry>,
-    /// The failure tally; `None` when failures are not counted (the lockout
-    /// is off, or the name has no account).
-    pub tally: Result<Option<Assessment>, LockoutError>,
-}
-
-/// The STATE column: the drift, or for an account in sync what Linux holds
-/// around the password: `locked` (`passwd -l`) or `no-password` (`passwd -d`).
-fn shown_state(record: &Record, drift: Drift) -> &'static str {
-    match drift {
-        Drift::InSync if record.locked => "locked",
-        Drift::InSync if record.linux_hash.is_empty() => "no-password",
-        other => other.as_str(),
-    }
-}
-
-#[derive(Serialize)]
-struct StatusLine<'a> {
-    user: &'a str,
-    state: &'static str,
-    changed_at: String,
-    changed_at_unix: i64,
-    changed_by: &'a str,
-    /// The login uid of the human who made the change; null when unknown.
-    changed_by_auid: Option<u32>,
-    source: &'static str,
-    session_epoch: i64,
-    must_change: bool,
-    /// Locked in Linux (`passwd -l`): `verify` refuses every password.
-    account_locked: bool,
-    /// No password in Linux (`passwd -d`): `verify` refuses every password.
-    no_password: bool,
-    /// The record adopted a Linux change; its Argon2id hash is derived at the next `verify`.
-    app_hash_pending: bool,
-    /// By shadow's aging fields: `valid`, `expiring` (inside the warning
-    /// days), `expired`, `must-change`, `account-expired`; null without a
-    /// shadow entry.
-    password_state: Option<&'static str>,
-    /// Days until the password expires (0: its last day; negative: expired
-    /// that long ago); null when it never does.
-    password_expires_in_days: Option<i64>,
-    /// Failures that count towards the lockout; null when none are counted.
-    failed_logins: Option<u32>,
-    locked: bool,
-    /// The last second of a timed lock; null unless locked for a time.
-    locked_until: Option<String>,
-    locked_until_unix: Option<i64>,
-}
-
-fn password_state(expiry: Expiry) -> &'static str {
-    match expiry {
-        Expiry::Valid { warning: false, .. } => "valid",
-        Expiry::Valid { warning: true, .. } => "expiring",
-        Expiry::PasswordExpired { .. } => "expired",
-        Expiry::MustChange => "must-change",
-        Expiry::AccountExpired => "account-expired",
-    }
-}
-
-fn days_left(expiry: Expiry) -> Option<i64> {
-    match expiry {
-        Expiry::Valid { days_left, .. } | Expiry::PasswordExpired { days_left } => days_left,
-        Expiry::MustChange | Expiry::AccountExpired => None,
-    }
-}
-
 /// The EXPIRES column.
 fn expires_text(expiry: Option<Expiry>) -> String {
     match expiry {
@@ -205,47 +136,13 @@ fn lockout_text(tally: &Result<Option<Assessment>, LockoutError>) -> String {
     }
 }
 
-pub fn status(
-    ctx: &Context,
-    findings: &[(Record, Drift)],
-    standings: &[Standing],
-    asked: Option<&UserName>,
-) {
-    let lines: Vec<StatusLine<'_>> = findings
-        .iter()
-        .zip(standings)
-        .map(|((r, state), standing)| {
-            let tally = match &standing.tally {
-                Ok(tally) => tally.as_ref(),
-                Err(e) => {
-                    warn(&format!("warning: {}: {e}", r.user));
-                    None
-                }
-            };
-            let lock = tally.and_then(|a| a.lock);
-            let until = lock.and_then(lockout::until_text);
-            StatusLine {
-                user: r.user.as_str(),
-                state: shown_state(r, *state),
-                changed_at: clock::utc_text(r.changed_at),
-                changed_at_unix: r.changed_at,
-                changed_by: &r.changed_by,
-                changed_by_auid: r.changed_by_auid,
-                source: r.source.as_str(),
-                session_epoch: r.session_epoch,
-                must_change: r.must_change,
-                account_locked: r.locked,
-                no_password: r.linux_hash.is_empty(),
-                app_hash_pending: r.app_hash.is_none(),
-                password_state: standing.expiry.map(password_state),
-                password_expires_in_days: standing.expiry.and_then(days_left),
-                failed_logins: tally.map(|a| a.failures),
-                locked: lock.is_some(),
-                locked_until_unix: until.as_ref().map(|(_, unix)| *unix),
-                locked_until: until.map(|(text, _)| text),
-            }
-        })
-        .collect();
+pub fn status(ctx: &Context, entries: &[status::Entry], asked: Option<&UserName>) {
+    for entry in entries {
+        if let Err(e) = &entry.standing.tally {
+            warn(&format!("warning: {}: {e}", entry.line.user));
+        }
+    }
+    let lines: Vec<&status::Line> = entries.iter().map(|e| &e.line).collect();
     if ctx.json {
         return json(&lines);
     }
@@ -282,14 +179,14 @@ pub fn status(
         "EXPIRES",
         "LOCKOUT",
     );
-    for (l, standing) in lines.iter().zip(standings) {
+    for (l, standing) in lines.iter().zip(entries.iter().map(|e| &e.standing)) {
         let must = if l.must_change { "yes" } else { "no" };
         row(
-            l.user,
+            &l.user,
             l.state,
             &l.changed_at,
             l.source,
-            l.changed_by,
+            &l.changed_by,
             &l.session_epoch.to_string(),
             must,
             &expires_text(standing.expiry),

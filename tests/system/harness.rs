@@ -38,6 +38,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("useradd", "passwd"),
     ("usermod", "passwd"),
     ("python3", "python3"),
+    ("sqlite3", "sqlite3"),
     ("sshd", "openssh-server"),
     ("ssh", "openssh-client"),
 ];
@@ -396,9 +397,14 @@ impl Sandbox {
 
     fn in_namespace(&self) -> Command {
         let mut cmd = Command::new(self.tools.get("nsenter"));
+        // `--root`, `--wd`: the holder's root and working directories too, not
+        // the namespace's; they differ when the tests run in a chroot
+        // (scripts/compat-test.sh).
         cmd.arg("--target")
             .arg(self.holder.id().to_string())
             .arg("--mount")
+            .arg("--root")
+            .arg("--wd")
             .arg("--");
         cmd.env_clear().env("PATH", SYSTEM_PATH).env("LANG", "C");
         cmd
@@ -714,11 +720,17 @@ impl AsUser<'_> {
 
     /// Runs a bash script as this user; `$CREDSYNC` names the setuid binary.
     pub fn bash(&self, script: &str) -> Outcome {
+        Sandbox::run(self.bash_command(script), "")
+    }
+
+    /// The same script as a command to spawn, for one that must keep running
+    /// while the test goes on.
+    pub fn bash_command(&self, script: &str) -> Command {
         let mut cmd = self.command();
         cmd.arg(format!("PATH={SYSTEM_PATH}"))
             .arg(format!("CREDSYNC={}", self.sandbox.credsync.display()))
             .args(["bash", "-c", script]);
-        Sandbox::run(cmd, "")
+        cmd
     }
 
     /// Runs the setuid credsync as this user, `stdin` fed in.
@@ -842,3 +854,29 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
+
+impl Sandbox {
+    /// Starts `program` as root inside the sandbox and leaves it running: a
+    /// service the test talks to and stops itself (the returned child is the
+    /// program: `nsenter` execs it). `env` is added to the sandbox's
+    /// environment; stdout and stderr go to `log`, a host file.
+    pub fn spawn_root(
+        &self,
+        program: &std::ffi::OsStr,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Child {
+        let out = std::fs::File::create(log).expect("create the program's log");
+        let err = out.try_clone().unwrap();
+        let mut cmd = self.in_namespace();
+        cmd.envs(env.iter().copied())
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program:?} in the sandbox: {e}"))
+    }
+}

@@ -82,6 +82,22 @@ const SUBCOMMAND_DESCRIPTIONS: &[(&str, &str)] = &[
          matches; see credsync(8) for the others. Prints nothing on success.",
     ),
     (
+        "credsync-api",
+        "Talks to the service, credsyncd(8), as the appliance's applications do.",
+    ),
+    (
+        "credsync-api-call",
+        "Calls one method of the varlink interface io.credsync.Credentials on \
+         credsyncd's socket and prints each reply's parameters as one JSON line. \
+         The process takes on its caller's identity for good before it connects, so \
+         the service authorizes the caller, never the setuid root. Passwords go on \
+         standard input (PARAMETERS given as -), never on the command line. An error \
+         reply is one line on standard error and an exit status as credsync(8) lists \
+         them: 1 for AuthenticationFailed or PermissionDenied, 8 for PolicyRefused or \
+         TooSoon, 6 for NoSuchUser or InvalidArgument, 5 for Busy, 13 for Locked, 2 \
+         for varlink's own errors, 3 when the service can't be reached.",
+    ),
+    (
         "credsync-import",
         "Reads user:password lines from standard input and changes every password in \
          both stores, all or nothing: one bad line refuses the whole batch, naming \
@@ -95,13 +111,21 @@ fn main() -> ExitCode {
     let task = args.first().map(String::as_str);
     let outcome = match task {
         Some("assets") => assets(),
-        // cargo-deb builds the setuid binary itself; the PAM module is built
-        // first, as it is an asset of the package.
+        // cargo-deb builds the setuid binary itself; the PAM module and the
+        // service are built first, as they are assets of the package.
         Some("deb") => tool("deb", CARGO_DEB)
             .and_then(|()| assets())
             .and_then(|()| {
                 cargo(
-                    &["build", "--release", "--locked", "-p", "pam_credsync"],
+                    &[
+                        "build",
+                        "--release",
+                        "--locked",
+                        "-p",
+                        "pam_credsync",
+                        "-p",
+                        "credsyncd",
+                    ],
                     &[],
                 )
             })
@@ -118,6 +142,8 @@ fn main() -> ExitCode {
                         "credsync",
                         "-p",
                         "pam_credsync",
+                        "-p",
+                        "credsyncd",
                     ],
                     &[],
                 )
@@ -204,7 +230,7 @@ fn assets() -> io::Result<()> {
 }
 
 /// credsync(8), one page per subcommand (credsync-passwd(8), …), and the
-/// hand-written credsync.toml(5) and pam_credsync(8), each gzipped as Debian
+/// hand-written credsync.toml(5), pam_credsync(8) and credsyncd(8), each gzipped as Debian
 /// policy asks.
 fn man_pages(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
@@ -235,7 +261,7 @@ fn man_pages(dir: &Path) -> io::Result<()> {
         let roff = code_in_bold(&String::from_utf8_lossy(&roff));
         write_gzip(&dir.join(format!("{name}.8.gz")), roff.as_bytes())?;
     }
-    for page in ["credsync.toml.5", "pam_credsync.8"] {
+    for page in ["credsync.toml.5", "pam_credsync.8", "credsyncd.8"] {
         let text = fs::read_to_string(root().join("packaging/man").join(page))?
             .replace("@DATE@", &date)
             .replace("@VERSION@", &version);

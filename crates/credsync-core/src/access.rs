@@ -1,16 +1,14 @@
 //! Who is asking, and what they may do. The rules: root may do everything; an
 //! ordinary user may change, see and verify only their own account, except that
 //! members of the configured verify groups (the application's service account)
-//! may verify anyone. Every refusal is logged. A non-root caller proves who
-//! they are with their current password.
+//! may verify anyone. Every refusal is logged.
 #![forbid(unsafe_code)]
 
 use crate::account::UserName;
 use crate::audit::{self, Event};
 use crate::error::Error;
-use crate::secret::Password;
 use crate::system::passwd::{read_group, read_passwd};
-use crate::system::{Paths, crypt, linux_audit, pam, shadow};
+use crate::system::{Paths, linux_audit};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -90,31 +88,6 @@ impl Caller {
         } else {
             Err(self.refuse("*", &format!("only root may {what}")))
         }
-    }
-
-    /// Checks the caller's current password: through the PAM service on the
-    /// live system (an expired password passes: that is what changing it is
-    /// for), or with libcrypt against the shadow file under `--root`, which
-    /// PAM can't see. A failure is logged.
-    pub fn prove(&self, paths: &Paths, pam_service: &str, current: &Password) -> Result<(), Error> {
-        let result = if paths.is_alternate_root() {
-            match shadow::read_unlocked(paths)?.entry(&self.name) {
-                Some(e) if crypt::verify(current, &e.hash) => Ok(()),
-                _ => Err(Error::AuthFailed),
-            }
-        } else {
-            pam::authenticate(pam_service, &self.name, &self.name, current)
-                .map(drop)
-                .map_err(Error::from)
-        };
-        if let Err(e) = &result {
-            audit::log(Event::Refused {
-                user: self.name.as_str(),
-                by: self.name.as_str(),
-                why: &e.to_string(),
-            });
-        }
-        result
     }
 }
 

@@ -54,6 +54,19 @@ pub enum Event<'a> {
         user: &'a UserName,
         by: &'a str,
     },
+    /// A call to the service (`credsyncd`) that verifies or changes a
+    /// password: who asked (the application's account, its uid and pid, and
+    /// the login uid of the human behind it) and what came of it.
+    ServiceCall {
+        method: &'a str,
+        user: &'a str,
+        by: &'a str,
+        uid: u32,
+        pid: i32,
+        auid: Option<u32>,
+        outcome: &'a str,
+        refused: bool,
+    },
 }
 
 impl fmt::Display for Event<'_> {
@@ -128,6 +141,28 @@ impl fmt::Display for Event<'_> {
                     by.escape_default()
                 )
             }
+            Event::ServiceCall {
+                method,
+                user,
+                by,
+                uid,
+                pid,
+                auid,
+                outcome,
+                refused: _,
+            } => {
+                write!(
+                    f,
+                    "{method} for '{}' by '{}' (uid {uid}, pid {pid}, login uid ",
+                    user.escape_default(),
+                    by.escape_default()
+                )?;
+                match auid {
+                    Some(auid) => write!(f, "{auid}")?,
+                    None => write!(f, "unset")?,
+                }
+                write!(f, "): {outcome}")
+            }
         }
     }
 }
@@ -137,9 +172,10 @@ impl fmt::Display for Event<'_> {
 /// `res=`).
 pub fn log(event: Event<'_>) {
     let priority = match event {
-        Event::Refused { .. } | Event::VerifyFailed { .. } | Event::AdoptedNoPassword { .. } => {
-            Priority::Warning
-        }
+        Event::Refused { .. }
+        | Event::VerifyFailed { .. }
+        | Event::AdoptedNoPassword { .. }
+        | Event::ServiceCall { refused: true, .. } => Priority::Warning,
         _ => Priority::Notice,
     };
     syslog::log(priority, &event.to_string());
@@ -186,7 +222,8 @@ impl Event<'_> {
             Event::UnlockFollowed { user } => (AccountUnlocked, "unlocked-password", user),
             Event::MustChangeFollowed { .. }
             | Event::Refused { .. }
-            | Event::VerifyFailed { .. } => {
+            | Event::VerifyFailed { .. }
+            | Event::ServiceCall { .. } => {
                 return None;
             }
         })

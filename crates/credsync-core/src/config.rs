@@ -20,6 +20,7 @@ pub struct Config {
     pub pam: PamConfig,
     pub locks: LockConfig,
     pub policy: PolicyConfig,
+    pub api: ApiConfig,
 }
 
 /// The Linux hash method; when unset, the PAM stack, then login.defs, decide.
@@ -141,6 +142,43 @@ impl Default for LockConfig {
     }
 }
 
+/// `[api]`: the service (`credsyncd`) and who may use it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Members of these groups (the application's service account) may call
+    /// `Verify`, `ChangePassword`, `GetStatus` and `Monitor` for any managed
+    /// account; everyone else (root aside) only for their own.
+    pub groups: Vec<String>,
+    /// Connections served at once; one more is answered `Busy` and closed.
+    pub max_connections: usize,
+    /// Connections one ordinary user (neither root nor in `groups`) may hold
+    /// at once, so that no local user can take every connection.
+    pub max_connections_per_user: usize,
+    /// Longest request, in bytes; a longer one is answered `InvalidArgument`
+    /// and its connection closed.
+    pub max_request_bytes: usize,
+    /// A connection that sends nothing, or leaves a message unfinished, for
+    /// this long is closed (a `Monitor` stream is exempt once started).
+    pub idle_timeout_secs: u64,
+    /// The service exits after this long without a connection (socket
+    /// activation starts it again); 0: never.
+    pub exit_idle_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            groups: Vec::new(),
+            max_connections: 128,
+            max_connections_per_user: 8,
+            max_request_bytes: 64 * 1024,
+            idle_timeout_secs: 30,
+            exit_idle_secs: 30,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -174,6 +212,15 @@ impl Config {
             .argon2
             .validate()
             .map_err(|e| invalid(e.to_string()))?;
+        if config.api.max_connections == 0
+            || config.api.max_connections_per_user == 0
+            || config.api.max_request_bytes < 1024
+        {
+            return Err(invalid(
+                "api.max_connections and api.max_connections_per_user must be at least 1, and api.max_request_bytes at least 1024"
+                    .to_owned(),
+            ));
+        }
         Ok(config)
     }
 
@@ -239,6 +286,7 @@ mod tests {
         );
         parsed.hash = HashConfig::default();
         parsed.verify.groups.clear();
+        parsed.api.groups.clear();
         assert_eq!(parsed, Config::default());
     }
 

@@ -108,6 +108,9 @@ pub enum Error {
     Locked(String),
     #[error("{0}")]
     Failure(String),
+    /// Something else holds what is needed; try again.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Shadow(#[from] ShadowError),
     #[error(transparent)]
@@ -145,7 +148,9 @@ impl Error {
             Error::Failure(_) | Error::Crypt(_) | Error::AppHash(_) | Error::Config(_) => {
                 exit::FAILURE
             }
-            Error::Shadow(ShadowError::Busy { .. }) | Error::Store(StoreError::Busy) => exit::BUSY,
+            Error::Busy(_)
+            | Error::Shadow(ShadowError::Busy { .. })
+            | Error::Store(StoreError::Busy) => exit::BUSY,
             Error::Shadow(ShadowError::Missing { .. }) => exit::FILE_MISSING,
             Error::Shadow(_) => exit::FAILURE,
             Error::Store(StoreError::Sqlite(e)) if is_busy(e) => exit::BUSY,

@@ -109,6 +109,9 @@ pub enum Source {
     /// A change made through PAM (`passwd`, `chpasswd`, a forced change at
     /// login), taken into the record by pam_credsync in the same operation.
     Pam,
+    /// A self-service change through the service (`ChangePassword`): an
+    /// application acting for the user, who proved the current password.
+    Api,
 }
 
 impl Source {
@@ -119,6 +122,7 @@ impl Source {
             Source::Import => "import",
             Source::Adopted => "adopted",
             Source::Pam => "pam",
+            Source::Api => "api",
         }
     }
 
@@ -128,6 +132,7 @@ impl Source {
             "import" => Source::Import,
             "adopted" => Source::Adopted,
             "pam" => Source::Pam,
+            "api" => Source::Api,
             _ => Source::Passwd,
         }
     }

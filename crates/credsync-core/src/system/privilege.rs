@@ -32,6 +32,7 @@ use nix::unistd::{Gid, Uid, getegid, geteuid, getgid, getuid, setresgid, setresu
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invoker {
     pub real_uid: u32,
+    pub real_gid: u32,
     pub effective_uid: u32,
     /// Real and effective ids differ: a setuid or setgid run.
     pub elevated: bool,
@@ -43,6 +44,7 @@ const SAFE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 pub fn harden() -> Invoker {
     let invoker = Invoker {
         real_uid: getuid().as_raw(),
+        real_gid: getgid().as_raw(),
         effective_uid: geteuid().as_raw(),
         elevated: getuid() != geteuid() || getgid() != getegid(),
     };
@@ -281,6 +283,25 @@ fn become_root_entirely() {
         eprintln!("credsync: cannot disable core dumps; refusing to run");
         std::process::exit(3);
     }
+}
+
+/// Becomes the caller for good (all three uids and gids, no supplementary
+/// groups): for a command that only talks to the service, whose peer
+/// credentials must be the caller's, never the setuid root's.
+pub fn become_caller(invoker: &Invoker) -> Result<(), String> {
+    let (uid, gid) = (
+        Uid::from_raw(invoker.real_uid),
+        Gid::from_raw(invoker.real_gid),
+    );
+    if geteuid().is_root() && invoker.real_uid != 0 {
+        nix::unistd::setgroups(&[]).map_err(|e| format!("cannot drop groups: {e}"))?;
+    }
+    setresgid(gid, gid, gid).map_err(|e| format!("cannot become gid {gid}: {e}"))?;
+    setresuid(uid, uid, uid).map_err(|e| format!("cannot become uid {uid}: {e}"))?;
+    if geteuid() != uid || getuid() != uid {
+        return Err("cannot give up root".into());
+    }
+    Ok(())
 }
 
 /// Once it is root, a setuid run can be signalled by its caller only through

@@ -3,10 +3,18 @@
 //! from validated names; they never hold a password or a hash, and they are
 //! always passed as the argument of a `"%s"` format.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::sync::{Mutex, Once, PoisonError};
 
 static OPEN: Once = Once::new();
+
+/// The syslog identity of this program: `credsync`, or `credsyncd` for the service.
+static IDENTITY: Mutex<&'static CStr> = Mutex::new(c"credsync");
+
+/// Logs under `identity` from now on (before the first message).
+pub fn set_identity(identity: &'static CStr) {
+    *IDENTITY.lock().unwrap_or_else(PoisonError::into_inner) = identity;
+}
 
 /// Set inside someone else's process (`pam_credsync.so` in passwd, sshd):
 /// messages go out under the host's own syslog identity with this prefix,
@@ -53,8 +61,9 @@ pub fn log(priority: Priority, message: &str) {
 
 fn open() {
     OPEN.call_once(|| {
+        let identity = *IDENTITY.lock().unwrap_or_else(PoisonError::into_inner);
         // SAFETY: the identity is a 'static C string, as openlog keeps the pointer;
         // the option and facility are libc constants.
-        unsafe { libc::openlog(c"credsync".as_ptr(), libc::LOG_PID, libc::LOG_AUTHPRIV) };
+        unsafe { libc::openlog(identity.as_ptr(), libc::LOG_PID, libc::LOG_AUTHPRIV) };
     });
 }

@@ -26,7 +26,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -75,8 +75,11 @@ fn own_pid() -> u32 {
 
 /// The `.pwd.lock` files this process holds, by canonical path. Holding one
 /// twice would be granted by the kernel (a process never conflicts with
-/// itself), and releasing either would release both.
+/// itself), and releasing either would release both. So a second thread of
+/// ours (the service's) waits here, on [`PWD_LOCK_RELEASED`], as a second
+/// process waits in the kernel.
 static HELD_PWD_LOCKS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static PWD_LOCK_RELEASED: Condvar = Condvar::new();
 
 fn held_pwd_locks() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     HELD_PWD_LOCKS
@@ -100,10 +103,17 @@ impl PwdLock {
         // The registry stays locked while the file is open, so no other
         // thread of ours opens or closes it meanwhile.
         let mut held = held_pwd_locks();
-        if held.contains(&key) {
-            return Err(ShadowError::Busy {
-                pid: Some(own_pid()),
-            });
+        while held.contains(&key) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ShadowError::Busy {
+                    pid: Some(own_pid()),
+                });
+            }
+            held = PWD_LOCK_RELEASED
+                .wait_timeout(held, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
         let file = OpenOptions::new()
             .write(true)
@@ -145,6 +155,7 @@ impl Drop for PwdLock {
         // Closing the descriptor is what releases the lock.
         drop(self.file.take());
         held.retain(|k| k != &self.key);
+        PWD_LOCK_RELEASED.notify_all();
     }
 }
 

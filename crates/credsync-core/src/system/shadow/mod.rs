@@ -553,7 +553,7 @@ mod tests {
     }
 
     #[test]
-    fn a_second_lock_in_the_same_process_is_busy_and_keeps_the_first() {
+    fn a_second_lock_in_the_same_process_is_busy_past_its_deadline_and_keeps_the_first() {
         let fx = Fixture::with_shadow(OLD);
         let first = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
         let err = ShadowLock::acquire(&fx.paths, Duration::from_millis(100))
@@ -567,6 +567,31 @@ mod tests {
         assert!(!lockable_by_another_process(&fx.file(".pwd.lock")));
         assert!(fx.file("shadow.lock").exists());
         drop(first);
+        assert!(lockable_by_another_process(&fx.file(".pwd.lock")));
+    }
+
+    #[test]
+    fn a_second_thread_waits_for_the_first_to_release() {
+        let fx = Fixture::with_shadow(OLD);
+        let first = ShadowLock::acquire(&fx.paths, SHORT).unwrap();
+        let paths = fx.paths.clone();
+        let second = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let lock = ShadowLock::acquire(&paths, Duration::from_secs(10));
+            (lock.is_ok(), started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(fx.file("shadow.lock").exists());
+        drop(first);
+        let (took_it, waited) = second.join().unwrap();
+        assert!(
+            took_it,
+            "the second thread did not get the lock once released"
+        );
+        assert!(
+            waited >= Duration::from_millis(250),
+            "it did not wait: {waited:?}"
+        );
         assert!(lockable_by_another_process(&fx.file(".pwd.lock")));
     }
 
