@@ -27,6 +27,9 @@ need_packages=(
     dpkg-dev       # dpkg-shlibdeps, from which `cargo xtask deb` computes Depends
     hyperfine      # scripts/bench.sh: whole-process timings (medians)
     time           # scripts/bench.sh: /usr/bin/time for peak memory
+    chromium chromium-driver  # the web page's browser tests: headless Chromium driven over WebDriver
+    fonts-liberation  # text in the browser tests' screenshots (without a font it renders as boxes)
+    curl           # the web page's HTTP tests over TLS
 )
 
 missing=()

@@ -1103,7 +1103,19 @@ fn the_setuid_binary_links_no_async_runtime() {
     );
     let tree = String::from_utf8(out.stdout).unwrap();
     assert!(tree.contains("credsync-core"), "{tree}");
-    for crate_name in ["tokio ", "mio ", "zlink", "credsyncd", "futures"] {
+    for crate_name in [
+        "tokio ",
+        "mio ",
+        "zlink",
+        "credsyncd",
+        "futures",
+        "credsync-web",
+        "axum",
+        "hyper",
+        "rustls",
+        "askama",
+        "fantoccini",
+    ] {
         assert!(
             !tree.contains(crate_name),
             "{crate_name} is in the setuid binary's tree"

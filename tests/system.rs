@@ -36,6 +36,8 @@ mod policy;
 mod rootside;
 #[path = "system/secrets.rs"]
 mod secrets;
+#[path = "system/web.rs"]
+mod web;
 
 use harness::{Account, FAST_CONFIG, Sandbox, exit};
 

@@ -48,13 +48,13 @@ mod code {
 
 /// `/etc/credsync/credsync.toml` for a service test, edited key by key.
 #[derive(Clone)]
-struct Settings(String);
+pub(crate) struct Settings(String);
 
 impl Settings {
     /// [`FAST_CONFIG`] (no delay after a failure, the policy and the lockout
     /// off) and an `[api]` section: `appsvc`'s members call for managed
     /// users, and the service does not leave by itself during a test.
-    fn fast() -> Settings {
+    pub(crate) fn fast() -> Settings {
         Settings(FAST_CONFIG.to_owned())
             .set("api", "groups", r#"["appsvc"]"#)
             .set("api", "exit_idle_secs", "600")
@@ -69,7 +69,7 @@ impl Settings {
     }
 
     /// `key = value` in `[section]`, replacing the key's line if there is one.
-    fn set(self, section: &str, key: &str, value: &str) -> Settings {
+    pub(crate) fn set(self, section: &str, key: &str, value: &str) -> Settings {
         let header = format!("[{section}]");
         let line = format!("{key} = {value}");
         let mut lines: Vec<String> = self.0.lines().map(str::to_owned).collect();
@@ -142,7 +142,7 @@ fn credsyncd() -> PathBuf {
 }
 
 /// credsyncd running as root inside the sandbox; killed when dropped.
-struct Service {
+pub(crate) struct Service {
     child: Child,
     socket: PathBuf,
     log: PathBuf,
@@ -152,7 +152,7 @@ impl Service {
     /// `credsyncd --listen SOCKET`, with `settings` as credsync.toml, on the
     /// sandbox's `/etc` (no `--root`); returns once it accepts connections.
     /// SOCKET's directory does not exist yet: the service makes it.
-    fn start(sb: &Sandbox, settings: &Settings) -> Service {
+    pub(crate) fn start(sb: &Sandbox, settings: &Settings) -> Service {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         sb.write_config(&settings.0);
@@ -189,7 +189,7 @@ impl Service {
         }
     }
 
-    fn socket(&self) -> &str {
+    pub(crate) fn socket(&self) -> &str {
         self.socket.to_str().unwrap()
     }
 
@@ -487,7 +487,7 @@ fn call_as(
 
 /// `/etc/shadow` byte for byte and `user`'s record: what a refused call must
 /// leave as it was.
-fn stores(sb: &Sandbox, user: &str) -> (Vec<u8>, String) {
+pub(crate) fn stores(sb: &Sandbox, user: &str) -> (Vec<u8>, String) {
     (
         sb.shadow(),
         sb.sql(&format!(
@@ -498,7 +498,7 @@ fn stores(sb: &Sandbox, user: &str) -> (Vec<u8>, String) {
 }
 
 #[track_caller]
-fn assert_unchanged(sb: &Sandbox, user: &str, before: &(Vec<u8>, String), what: &str) {
+pub(crate) fn assert_unchanged(sb: &Sandbox, user: &str, before: &(Vec<u8>, String), what: &str) {
     let after = stores(sb, user);
     assert!(after.0 == before.0, "{what}: /etc/shadow changed");
     assert_eq!(after.1, before.1, "{what}: {user}'s record changed");

@@ -148,7 +148,9 @@ impl Default for LockConfig {
 pub struct ApiConfig {
     /// Members of these groups (the application's service account) may call
     /// `Verify`, `ChangePassword`, `GetStatus` and `Monitor` for any managed
-    /// account; everyone else (root aside) only for their own.
+    /// account; everyone else (root aside) only for their own. By default
+    /// `credsync-web`, the group of the self-service page's own user, which
+    /// exists only where the credsync-web package is installed.
     pub groups: Vec<String>,
     /// Connections served at once; one more is answered `Busy` and closed.
     pub max_connections: usize,
@@ -169,7 +171,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            groups: Vec::new(),
+            groups: vec!["credsync-web".to_owned()],
             max_connections: 128,
             max_connections_per_user: 8,
             max_request_bytes: 64 * 1024,
@@ -286,7 +288,7 @@ mod tests {
         );
         parsed.hash = HashConfig::default();
         parsed.verify.groups.clear();
-        parsed.api.groups.clear();
+        parsed.api.groups = ApiConfig::default().groups;
         assert_eq!(parsed, Config::default());
     }
 
