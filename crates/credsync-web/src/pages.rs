@@ -312,7 +312,15 @@ async fn login_form(
         Some("out") => Some("You have logged out."),
         _ => None,
     };
-    let (id, session) = app.sessions.anonymous();
+    // The browser's own anonymous session if it has one, so that a form
+    // opened in two tabs stays valid in both.
+    let existing = session_id(&headers).and_then(|id| {
+        app.sessions
+            .get(&id)
+            .filter(|s| s.login.is_none())
+            .map(|s| (id, s))
+    });
+    let (id, session) = existing.unwrap_or_else(|| app.sessions.anonymous());
     let page = LoginPage {
         csrf: &session.csrf,
         user: "",

@@ -37,6 +37,7 @@ impl Throttle {
     }
 
     fn attempt_at(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        let address = network_of(address);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_ADDRESSES && !buckets.contains_key(&address) {
             let per_minute = self.per_minute;
@@ -59,6 +60,19 @@ impl Throttle {
             at: now,
         };
         Ok(())
+    }
+}
+
+/// The unit one bucket counts: an IPv4 address, or an IPv6 /64, which one
+/// host is usually given whole (counting its addresses one by one would let
+/// it take 2^64 buckets).
+fn network_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 
@@ -96,6 +110,31 @@ mod tests {
         assert!(
             throttle
                 .attempt_at(a, t0 + Duration::from_secs(22))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_slash_64() {
+        let throttle = Throttle::new(1);
+        let t0 = Instant::now();
+        throttle
+            .attempt_at("2001:db8:1:2::1".parse().unwrap(), t0)
+            .unwrap();
+        assert!(
+            throttle
+                .attempt_at("2001:db8:1:2:ffff::9".parse().unwrap(), t0)
+                .is_err()
+        );
+        throttle
+            .attempt_at("2001:db8:1:3::1".parse().unwrap(), t0)
+            .unwrap();
+        throttle
+            .attempt_at("::ffff:192.0.2.7".parse().unwrap(), t0)
+            .unwrap();
+        assert!(
+            throttle
+                .attempt_at("192.0.2.7".parse().unwrap(), t0)
                 .is_err()
         );
     }
