@@ -104,7 +104,7 @@ check "PAM-changed" admin 'ThroughPam#Pass6'
 step "The appliance's GUI changes the password through the service, credsyncd, and hears of it on a Monitor stream"
 groupadd --system appsvc
 useradd --system -g appsvc -M -s /usr/sbin/nologin appsvc
-printf '[api]\ngroups = ["appsvc"]\nexit_idle_secs = 0\n' >>/etc/credsync/credsync.toml
+printf '[api]\ngroups = ["appsvc", "credsync-web"]\nexit_idle_secs = 0\n' >>/etc/credsync/credsync.toml
 api=/run/credsync/io.credsync.Credentials
 target/release/credsyncd 2>/dev/null &
 daemon=$!
@@ -123,8 +123,32 @@ show "ChangePassword(admin, current, new) from the README's Python client, run a
 for _ in $(seq 50); do grep -q admin "$sandbox/events" && break; sleep 0.1; done
 kill "$monitor" 2>/dev/null || true
 echo "   the monitor heard: $(head -n 1 "$sandbox/events")"
-kill -TERM "$daemon" && wait "$daemon"
 check "GUI-changed" admin 'FromTheGui#Pass7'
+
+step "Profile -> Change Password on credsync's own page, credsync-web (its own user, a client of credsyncd)"
+useradd --system --user-group -M -s /usr/sbin/nologin credsync-web
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+web=http://127.0.0.1:$port
+setpriv --reuid=credsync-web --regid=credsync-web --init-groups \
+    target/release/credsync-web --listen "127.0.0.1:$port" --config /dev/null 2>/dev/null &
+web_pid=$!
+for _ in $(seq 50); do curl -s -o /dev/null "$web/login" && break; sleep 0.1; done
+jar=$sandbox/cookies
+form_token() { curl -s -c "$jar" -b "$jar" "$1" | sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' | head -n 1; }
+show "a browser at $web/login: admin logs in, opens Profile -> Change Password, fills the three fields, clicks Save"
+curl -s -c "$jar" -b "$jar" -o /dev/null --data-urlencode "csrf=$(form_token "$web/login")" \
+    --data-urlencode user=admin --data-urlencode 'password=FromTheGui#Pass7' "$web/login"
+saved=$(curl -s -c "$jar" -b "$jar" --data-urlencode "csrf=$(form_token "$web/profile/password")" \
+    --data-urlencode 'current=FromTheGui#Pass7' --data-urlencode 'new=Web$Page-Chosen8' \
+    --data-urlencode 'confirm=Web$Page-Chosen8' "$web/profile/password")
+grep -q 'Password updated successfully' <<<"$saved" || {
+    echo "   FAILED: the page did not save the password" >&2
+    exit 1
+}
+echo "   the page says: Password updated successfully"
+kill "$web_pid" 2>/dev/null || true
+kill -TERM "$daemon" && wait "$daemon"
+check "web-changed" admin 'Web$Page-Chosen8'
 
 step "Status of every managed account"
 show "credsync status"
