@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The packages, proven. Builds the .deb and the .rpm (cargo xtask deb|rpm),
-# checks the .deb with lintian (pedantic; no tag left but the overrides,
-# which give their reasons) and that the .rpm holds the same files with the
-# same modes, then installs the .deb into a clean Debian 12 and a clean
-# Debian 13 (debootstrap --variant=minbase bookworm, then trixie) and runs the
-# appliance story in each with the installed files only: recovery, pamtester through the installed
+# The packages, proven. Builds the .debs and the .rpms of credsync and
+# credsync-web (cargo xtask deb|rpm), checks each .deb with lintian
+# (pedantic; no tag left but the overrides, which give their reasons) and
+# that each .rpm holds the same files with the same modes, then installs the
+# .debs into a clean Debian 12 and a clean Debian 13 (debootstrap
+# --variant=minbase bookworm, then trixie) and runs the appliance story in
+# each with the installed files only: recovery, pamtester through the installed
 # /etc/pam.d/credsync, a self-service change through the setuid binary, the
-# boot unit's command in the unit's own sandbox, the service through its
+# boot unit's command in the unit's own sandbox, the web page's unit's
+# command as its own user in its sandbox, logging in through credsyncd with
+# the shipped configuration, the service through its
 # socket (and, on Debian 13, through systemd's own varlinkctl), the man
 # pages, the completions, dpkg-statoverride, an upgrade, remove and purge.
 #
@@ -57,6 +60,10 @@ built=target/packages
 deb=$built/credsync_${version}-1_${arch}.deb
 deb_next=$built/credsync_${version}-2_${arch}.deb
 rpm=$built/credsync-${version}-1.$(uname -m).rpm
+# The web page's package, with its own version.
+web_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' crates/credsync-web/Cargo.toml | head -n 1)
+web_deb=$built/credsync-web_${web_version}-1_${arch}.deb
+web_rpm=$built/credsync-web-${web_version}-1.$(uname -m).rpm
 # The root: minbase, plus what an appliance has (systemd) and what the story
 # uses (pamtester, man, bash completion; cracklib's dictionary for the
 # policy's site rules).
@@ -72,46 +79,65 @@ if [ -z "$in_namespace" ]; then
     mkdir -p "$built"
     cargo xtask deb
     cp target/debian/"$(basename "$deb")" "$deb"
+    cp target/debian/"$(basename "$web_deb")" "$web_deb"
     cargo xtask rpm
     cp target/generate-rpm/"$(basename "$rpm")" "$rpm"
+    cp target/generate-rpm/"$(basename "$web_rpm")" "$web_rpm"
     # The same package one revision later, for the upgrade test.
     cargo deb --locked --no-build --deb-revision 2 --output "$deb_next" >/dev/null
-    for package in "$deb" "$deb_next" "$rpm"; do
+    for package in "$deb" "$deb_next" "$rpm" "$web_deb" "$web_rpm"; do
         [ -s "$package" ] || fail "$package was not built"
     done
-    ls -l "$deb" "$rpm"
+    ls -l "$deb" "$rpm" "$web_deb" "$web_rpm"
 
     step "lintian"
-    lintian --pedantic --fail-on error,warning,info,pedantic --show-overrides "$deb" 2>&1 \
-        | grep -v '^running with root privileges' || true
-    lintian --pedantic --fail-on error,warning,info,pedantic "$deb" >/dev/null 2>&1 \
-        || fail "lintian reports tags on $deb (run: lintian --pedantic $deb)"
-    echo "lintian: no errors, warnings, info or pedantic tags"
+    for package in "$deb" "$web_deb"; do
+        lintian --pedantic --fail-on error,warning,info,pedantic --show-overrides "$package" 2>&1 \
+            | grep -v '^running with root privileges' || true
+        lintian --pedantic --fail-on error,warning,info,pedantic "$package" >/dev/null 2>&1 \
+            || fail "lintian reports tags on $package (run: lintian --pedantic $package)"
+        echo "lintian $(basename "$package"): no errors, warnings, info or pedantic tags"
+    done
 
-    step "the .rpm holds the .deb's files, with the same modes and owners"
+    step "each .rpm holds its .deb's files, with the same modes and owners"
     # Debian-only files (copyright, changelog, lintian's overrides, the
     # pam-auth-update profile) are left out; zsh's directory and the PAM
     # modules' are each distribution's own (Debian's modules are 0644,
     # Fedora's 0755).
-    dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $1, $2, $6 }' \
-        | sed -e 's| 0/0 | root/root |' \
-            -e 's|/usr/share/zsh/vendor-completions/|/usr/share/zsh/site-functions/|' \
-            -e 's|^-rw-r--r-- \(.*\) /usr/lib/x86_64-linux-gnu/security/|-rwxr-xr-x \1 /usr/lib64/security/|' \
-        | grep -v -e ' /usr/share/doc/credsync/copyright$' \
-            -e ' /usr/share/doc/credsync/changelog.Debian.gz$' \
-            -e ' /usr/share/lintian/' \
-            -e ' /usr/share/pam-configs/' \
-        | sort >target/deb-files.txt
-    rpm -qlpv "$rpm" | awk '{ print $1, $3 "/" $4, $9 }' | sort >target/rpm-files.txt
+    deb_files() {
+        dpkg-deb -c "$1" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $1, $2, $6 }' \
+            | sed -e 's| 0/0 | root/root |' \
+                -e 's|/usr/share/zsh/vendor-completions/|/usr/share/zsh/site-functions/|' \
+                -e 's|^-rw-r--r-- \(.*\) /usr/lib/x86_64-linux-gnu/security/|-rwxr-xr-x \1 /usr/lib64/security/|' \
+            | grep -v -e ' /usr/share/doc/[^/]*/copyright$' \
+                -e ' /usr/share/doc/[^/]*/changelog.Debian.gz$' \
+                -e ' /usr/share/lintian/' \
+                -e ' /usr/share/pam-configs/' \
+            | sort
+    }
+    rpm_files() { rpm -qlpv "$1" | awk '{ print $1, $3 "/" $4, $9 }' | sort; }
+    deb_files "$deb" >target/deb-files.txt
+    rpm_files "$rpm" >target/rpm-files.txt
     diff -u target/deb-files.txt target/rpm-files.txt \
         || fail "the .deb and the .rpm differ (above: - .deb, + .rpm)"
-    echo "$(wc -l <target/rpm-files.txt) files alike, /usr/bin/credsync $(grep ' /usr/bin/credsync$' target/rpm-files.txt | cut -d' ' -f1) in both"
+    echo "credsync: $(wc -l <target/rpm-files.txt) files alike, /usr/bin/credsync $(grep ' /usr/bin/credsync$' target/rpm-files.txt | cut -d' ' -f1) in both"
+    deb_files "$web_deb" >target/web-deb-files.txt
+    rpm_files "$web_rpm" >target/web-rpm-files.txt
+    diff -u target/web-deb-files.txt target/web-rpm-files.txt \
+        || fail "credsync-web's .deb and .rpm differ (above: - .deb, + .rpm)"
+    echo "credsync-web: $(wc -l <target/web-rpm-files.txt) files alike"
+    # cargo-generate-rpm takes a script's path it cannot find for the
+    # script itself: the post-install script must be the file, which makes
+    # the user.
+    rpm -qp --scripts "$web_rpm" | grep -q 'systemd-sysusers credsync-web.conf' \
+        || fail "credsync-web's .rpm does not make its user at install"
 
     work=$(mktemp -d /tmp/credsync-install.XXXXXX)
     # Every mount was in the namespace, gone with it; --one-file-system all the same.
     trap 'rm -rf --one-file-system "$work"' EXIT
     cp "$deb" "$work/credsync.deb"
     cp "$deb_next" "$work/credsync-next.deb"
+    cp "$web_deb" "$work/credsync-web.deb"
     releases=("$@")
     [ ${#releases[@]} -gt 0 ] || releases=(bookworm trixie)
     for release in "${releases[@]}"; do
@@ -166,7 +192,7 @@ mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 mkdir -p "$root/run/lock"
-cp "$work/credsync.deb" "$work/credsync-next.deb" "$root/tmp/"
+cp "$work/credsync.deb" "$work/credsync-next.deb" "$work/credsync-web.deb" "$root/tmp/"
 
 # Runs a command in the root with a clean environment.
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@"; }
@@ -206,26 +232,54 @@ echo "installed: /usr/bin/credsync 4755, /var/lib/credsync 0700, conffiles, unit
 module=/usr/lib/x86_64-linux-gnu/security/pam_credsync.so
 [ -f "$root$module" ] || fail "$module is not installed"
 
-step "the .deb's Depends hold on $debian"
+step "dpkg -i credsync-web"
+in_root dpkg -i /tmp/credsync-web.deb >/dev/null
+[ "$(mode_of /usr/sbin/credsync-web)" = "755 root root" ] || fail "/usr/sbin/credsync-web is $(mode_of /usr/sbin/credsync-web), not 755 root root"
+grep -q ' /etc/credsync/web.toml ' <<<"$(in_root dpkg-query -W -f='${Conffiles}' credsync-web)" \
+    || fail "/etc/credsync/web.toml is not a conffile"
+# The system user, made by systemd-sysusers from the package's sysusers.d
+# file: its own group, no home, no shell.
+account=$(in_root getent passwd credsync-web) || fail "the package made no user credsync-web"
+[ "$(cut -d: -f6- <<<"$account")" = "/nonexistent:/usr/sbin/nologin" ] || fail "credsync-web's account: $account"
+[ "$(in_root id -gn credsync-web)" = credsync-web ] || fail "credsync-web's group is $(in_root id -gn credsync-web)"
+[ "$(cut -d: -f3 <<<"$account")" -lt 1000 ] || fail "credsync-web is not a system user: $account"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/credsync-web.service" ] \
+    || fail "credsync-web.service is not enabled for multi-user.target"
+# Started at install where systemd runs (this root has none, so
+# deb-systemd-invoke leaves it).
+grep -q 'deb-systemd-invoke .*credsync-web.service' "$root/var/lib/dpkg/info/credsync-web.postinst" \
+    || fail "the postinst does not start credsync-web.service"
+refusal=$(expect 3 in_root credsync-web 2>&1)
+grep -q 'refusing to run as root' <<<"$refusal" || fail "credsync-web as root: $refusal"
+echo "installed: /usr/sbin/credsync-web 755, web.toml a conffile, system user credsync-web:credsync-web, unit enabled; as root it refuses (exit 3)"
+
+step "the .debs' Depends hold on $debian"
 # dpkg -i refused nothing, so each Depends is satisfied here; and each shared
-# library the three binaries name (their ELF NEEDED entries) is resolved in
-# this root by a package the Depends name: the check dpkg-shlibdeps made
-# when the .deb was built, redone against this release's packages.
-depends=$(dpkg-deb -f "$work/credsync.deb" Depends)
-for binary in /usr/bin/credsync /usr/sbin/credsyncd "$module"; do
-    libraries=$(in_root ldd "$binary") || fail "ldd $binary failed"
-    ! grep -q 'not found' <<<"$libraries" || fail "$binary on $debian: $(grep 'not found' <<<"$libraries")"
-    for soname in $(readelf -d "$root$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-        library=$(awk -v so="$soname" '$1 == so && $2 == "=>" { print $3 }' <<<"$libraries")
-        [ -n "$library" ] || continue # the dynamic loader itself
-        owner=$(in_root dpkg -S "$(in_root readlink -f "$library")" 2>/dev/null | head -n 1 | cut -d: -f1) \
-            || owner=$(in_root dpkg -S "$library" | head -n 1 | cut -d: -f1)
-        [ -n "$owner" ] || fail "no package owns $library"
-        grep -Eq "(^|[ ,|])$owner([ ,(]|$)" <<<"$depends" \
-            || fail "$binary needs $soname from $owner, which the Depends don't name: $depends"
+# library the binaries name (their ELF NEEDED entries) is resolved in
+# this root by a package their package's Depends name: the check
+# dpkg-shlibdeps made when the .deb was built, redone against this
+# release's packages.
+depends_cover() { # depends_cover DEB BINARY...
+    local deb=$1 depends binary libraries soname library owner
+    depends=$(dpkg-deb -f "$deb" Depends)
+    shift
+    for binary in "$@"; do
+        libraries=$(in_root ldd "$binary") || fail "ldd $binary failed"
+        ! grep -q 'not found' <<<"$libraries" || fail "$binary on $debian: $(grep 'not found' <<<"$libraries")"
+        for soname in $(readelf -d "$root$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            library=$(awk -v so="$soname" '$1 == so && $2 == "=>" { print $3 }' <<<"$libraries")
+            [ -n "$library" ] || continue # the dynamic loader itself
+            owner=$(in_root dpkg -S "$(in_root readlink -f "$library")" 2>/dev/null | head -n 1 | cut -d: -f1) \
+                || owner=$(in_root dpkg -S "$library" | head -n 1 | cut -d: -f1)
+            [ -n "$owner" ] || fail "no package owns $library"
+            grep -Eq "(^|[ ,|])$owner([ ,(]|$)" <<<"$depends" \
+                || fail "$binary needs $soname from $owner, which the Depends don't name: $depends"
+        done
     done
-done
-echo "Depends: $depends"
+    echo "$(dpkg-deb -f "$deb" Package) Depends: $depends"
+}
+depends_cover "$work/credsync.deb" /usr/bin/credsync /usr/sbin/credsyncd "$module"
+depends_cover "$work/credsync-web.deb" /usr/sbin/credsync-web
 grep -q $'^password\toptional\tpam_credsync.so' "$root/etc/pam.d/common-password" \
     || fail "pam-auth-update did not put pam_credsync.so in common-password"
 echo "pam_credsync.so installed, and in common-password's Additional block"
@@ -257,22 +311,25 @@ echo "passwd changed both stores: in-sync, source pam"
 
 # The unit's command, run as the unit runs it: ProtectSystem=strict (all
 # read-only but /dev, /proc, /sys and ReadWritePaths), ProtectHome,
-# PrivateTmp, NoNewPrivileges and CapabilityBoundingSet, read from the
-# installed unit file; every system call it makes is traced and checked
-# against its SystemCallFilter.
+# PrivateTmp, NoNewPrivileges, CapabilityBoundingSet and User/Group, read
+# from the installed unit file ($unit); every system call it makes is traced
+# and checked against its SystemCallFilter.
 unit=$root/usr/lib/systemd/system/credsync-sync.service
 run_unit_command() {
-    local exec_start caps writable trace
+    local exec_start caps writable identity trace
     exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
-    caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' \
+    caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | sed '/^$/d' \
         | sed -e 's/^CAP_//' -e 's/^/+/' | tr 'A-Z' 'a-z' | paste -sd, -)
     writable=$(sed -n 's/^ReadWritePaths=//p' "$unit")
+    # systemd's User= with Group=: that uid and gid, and the user's groups.
+    identity=$(sed -n 's/^User=//p' "$unit")
+    [ -z "$identity" ] || identity="--reuid=$identity --regid=$(sed -n 's/^Group=//p' "$unit") --init-groups"
     trace=$work/trace
     rm -rf "$trace" && mkdir "$trace"
     grep -qx 'ProtectSystem=strict' "$unit" || fail "the unit no longer says ProtectSystem=strict"
     unshare --mount --propagation private bash -euo pipefail -c '
-        root=$1 caps=$2 writable=$3 trace=$4
-        shift 4
+        root=$1 caps=$2 writable=$3 trace=$4 identity=$5
+        shift 5
         for path in $writable; do
             optional=${path%%[!-]*}; path=${path#-}
             if [ -e "$root$path" ]; then mount --bind "$root$path" "$root$path"
@@ -292,16 +349,17 @@ run_unit_command() {
         done
         exec strace -ff -qq -o "$trace/call" chroot "$root" \
             /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-            setpriv --no-new-privs --bounding-set="-all,$caps" --inh-caps=-all "$@"
-    ' sandbox "$root" "$caps" "$writable" "$trace" $exec_start
+            setpriv $identity --no-new-privs --bounding-set="-all${caps:+,$caps}" --inh-caps=-all "$@"
+    ' sandbox "$root" "$caps" "$writable" "$trace" "$identity" $exec_start
 }
 
 # The system calls of the traced run that its SystemCallFilter would refuse.
 calls_outside_filter() {
-    local filter
+    local filter binary
     filter=$(sed -n 's/^SystemCallFilter=//p' "$unit")
+    binary=$(sed -n 's/^ExecStart=//p' "$unit" | cut -d' ' -f1)
     in_root systemd-analyze syscall-filter >"$work/filters.txt" 2>/dev/null
-    python3 - "$work/filters.txt" "$filter" "$work/trace" <<'PY'
+    python3 - "$work/filters.txt" "$filter" "$work/trace" "$binary" <<'PY'
 import glob, re, sys
 # `systemd-analyze syscall-filter`: each group at the start of a line, its
 # members (system calls and other groups) indented below it.
@@ -322,16 +380,23 @@ def expand(name, seen=()):
         if member not in seen:
             out |= expand(member, seen + (name,))
     return out
-# An allow-list always takes @default too, as systemd adds it.
-allowed = expand("@default")
-for name in sys.argv[2].split():
-    allowed |= expand(name)
+# An allow-list always takes @default too, as systemd adds it; a later
+# SystemCallFilter=~ line takes its calls out again.
+allowed, denied = expand("@default"), set()
+for line in sys.argv[2].splitlines():
+    if line.startswith("~"):
+        for name in line[1:].split():
+            denied |= expand(name)
+    else:
+        for name in line.split():
+            allowed |= expand(name)
+allowed -= denied
 if not allowed:
     sys.exit("no system calls found for the filter " + sys.argv[2])
 made = set()
 for path in glob.glob(sys.argv[3] + "/call.*"):
     lines = open(path).read().splitlines()
-    starts = [i for i, l in enumerate(lines) if l.startswith('execve("/usr/bin/credsync"')]
+    starts = [i for i, l in enumerate(lines) if l.startswith('execve("%s"' % sys.argv[4])]
     if starts:
         lines = lines[starts[-1]:]
     elif any(l.startswith("execve(") for l in lines):
@@ -341,7 +406,7 @@ for path in glob.glob(sys.argv[3] + "/call.*"):
         if m:
             made.add(m.group(1))
 if "execve" not in made:
-    sys.exit("the trace holds no run of /usr/bin/credsync")
+    sys.exit("the trace holds no run of " + sys.argv[4])
 print(" ".join(sorted(made - allowed)))
 PY
 }
@@ -391,7 +456,7 @@ in_root systemd-analyze verify /usr/lib/systemd/system/credsync-sync.service \
 in_root systemd-analyze security --offline=yes credsync-sync.service 2>/dev/null | tail -n 1
 
 step "man pages and completions"
-for page in credsync credsync-recover credsync-sync credsync-api pam_credsync credsyncd "5 credsync.toml"; do
+for page in credsync credsync-recover credsync-sync credsync-api pam_credsync credsyncd credsync-web "5 credsync.toml"; do
     # shellcheck disable=SC2086 # "5 credsync.toml" is two words on purpose
     in_root env MANPAGER=cat MANWIDTH=80 man $page >"$work/page.txt" 2>"$work/page.err" \
         || fail "man $page: $(cat "$work/page.err")"
@@ -403,7 +468,7 @@ in_root bash -c '. /usr/share/bash-completion/completions/credsync && complete -
 for file in /usr/share/zsh/vendor-completions/_credsync /usr/share/fish/vendor_completions.d/credsync.fish; do
     [ -s "$root$file" ] || fail "$file is missing"
 done
-echo "man credsync, credsync-recover, credsync-sync, credsync-api, pam_credsync, credsyncd, credsync.toml(5) render; bash, zsh, fish completions in place"
+echo "man credsync, credsync-recover, credsync-sync, credsync-api, pam_credsync, credsyncd, credsync-web, credsync.toml(5) render; bash, zsh, fish completions in place"
 
 step "dpkg-statoverride turns the setuid bit off, and it stays off across a reinstall"
 in_root dpkg-statoverride --update --add root root 0755 /usr/bin/credsync
@@ -426,29 +491,19 @@ grep -q '^min_length = 10' "$root/etc/credsync/credsync.toml" || fail "the upgra
 [ "$(verify_code admin "$second")" = 0 ] || fail "the upgrade lost the store"
 echo "upgraded to ${version}-2; min_length = 10 kept; verify still takes admin's password"
 
-step "credsyncd: the socket unit, the service started as systemd starts it, the README's Python client"
 socket_unit=$root/usr/lib/systemd/system/credsync-api.socket
 service_unit=$root/usr/lib/systemd/system/credsync-api.service
-[ -L "$root/etc/systemd/system/sockets.target.wants/credsync-api.socket" ] \
-    || fail "credsync-api.socket is not enabled for sockets.target"
-for unit in credsync-api.socket credsync-api.service; do
-    in_root systemd-analyze verify "/usr/lib/systemd/system/$unit" || fail "systemd-analyze verify $unit"
-done
-in_root systemd-analyze security --offline=yes --threshold=40 credsync-api.service >"$work/security.txt" 2>&1 \
-    || { cat "$work/security.txt" >&2; fail "systemd-analyze security: credsync-api.service is more exposed than 4.0"; }
-tail -n 1 "$work/security.txt"
-# The application's service account, in [api] groups.
-in_root groupadd --system appsvc
-in_root useradd --system --gid appsvc --no-create-home --shell /usr/sbin/nologin appsvc
-sed -i '/^\[api\]/a groups = ["appsvc"]' "$root/etc/credsync/credsync.toml"
-grep -q '^groups = \["appsvc"\]' "$root/etc/credsync/credsync.toml" || fail "could not set [api] groups"
-# Listen as the socket unit says (ListenStream, SocketMode, DirectoryMode),
-# then start the unit's ExecStart in the root with the socket as descriptor
-# 3 and LISTEN_FDS/LISTEN_PID, as systemd's socket activation does.
 api_socket=$(sed -n 's/^ListenStream=//p' "$socket_unit")
-python3 - "$root" "$api_socket" "$(sed -n 's/^SocketMode=//p' "$socket_unit")" \
-    "$(sed -n 's/^DirectoryMode=//p' "$socket_unit")" $(sed -n 's/^ExecStart=//p' "$service_unit") \
-    >"$work/credsyncd.log" 2>&1 <<'PY' &
+# Listens as the socket unit says (ListenStream, SocketMode, DirectoryMode),
+# then starts the service unit's ExecStart in the root with the socket as
+# descriptor 3 and LISTEN_FDS/LISTEN_PID, as systemd's socket activation
+# does; $daemon is its pid. The socket goes first, as the socket unit's
+# RemoveOnStop takes it away between two runs.
+start_credsyncd() {
+    rm -f "$root$api_socket"
+    python3 - "$root" "$api_socket" "$(sed -n 's/^SocketMode=//p' "$socket_unit")" \
+        "$(sed -n 's/^DirectoryMode=//p' "$socket_unit")" $(sed -n 's/^ExecStart=//p' "$service_unit") \
+        >"$work/credsyncd.log" 2>&1 <<'PY' &
 import os, socket, sys
 root, path, mode, dir_mode, *command = sys.argv[1:]
 os.makedirs(os.path.dirname(root + path), mode=int(dir_mode, 8), exist_ok=True)
@@ -463,10 +518,105 @@ else:
 os.execv("/usr/sbin/chroot", ["chroot", root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin",
          "LISTEN_FDS=1", "LISTEN_PID=%d" % os.getpid(), *command])
 PY
-daemon=$!
-for _ in $(seq 50); do [ -S "$root$api_socket" ] && break; sleep 0.1; done
-sleep 0.5
-kill -0 "$daemon" 2>/dev/null || fail "credsyncd did not start: $(cat "$work/credsyncd.log")"
+    daemon=$!
+    for _ in $(seq 50); do [ -S "$root$api_socket" ] && break; sleep 0.1; done
+    sleep 0.5
+    kill -0 "$daemon" 2>/dev/null || fail "credsyncd did not start: $(cat "$work/credsyncd.log")"
+}
+
+step "credsync-web: the unit's command, as its user and in its sandbox, logs admin in through credsyncd"
+web_unit=/usr/lib/systemd/system/credsync-web.service
+in_root systemd-analyze verify "$web_unit" || fail "systemd-analyze verify credsync-web.service"
+in_root systemd-analyze security --offline=yes --threshold=40 credsync-web.service >"$work/security.txt" 2>&1 \
+    || { cat "$work/security.txt" >&2; fail "systemd-analyze security: credsync-web.service is more exposed than 4.0"; }
+tail -n 1 "$work/security.txt"
+! grep -q '^PrivateNetwork=' "$root$web_unit" || fail "credsync-web.service has PrivateNetwork: no client could reach it"
+# credsync.toml as shipped: only [api] groups' default, the group the
+# package made, lets the page's user verify admin.
+! grep -q '^groups' "$root/etc/credsync/credsync.toml" || fail "credsync.toml already sets groups"
+start_credsyncd
+# The unit's own listen address (127.0.0.1:8088, the default), unless the
+# host, whose network this root shares, already uses that port.
+web_port=8088
+unit=$root$web_unit
+if ! python3 -c 'import socket; socket.socket().bind(("127.0.0.1", 8088))' 2>/dev/null; then
+    web_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cp "$unit" "$work/credsync-web.service"
+    sed -i "s|^ExecStart=.*|& --listen 127.0.0.1:$web_port|" "$work/credsync-web.service"
+    unit=$work/credsync-web.service
+fi
+run_unit_command >"$work/web.log" 2>&1 &
+web=$!
+for _ in $(seq 100); do
+    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$web_port" 2>/dev/null && break
+    kill -0 "$web" 2>/dev/null || fail "credsync-web did not start: $(cat "$work/web.log")"
+    sleep 0.1
+done
+# A browser's part, from the host: the login form, a wrong password
+# (refused), then admin's own, and the profile page behind it.
+python3 - "$web_port" admin "$second" >"$work/browser.txt" 2>&1 <<'PY' || fail "credsync-web: $(cat "$work/browser.txt" "$work/web.log")"
+import http.client, re, sys, urllib.parse
+port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def request(method, path, session=None, form=None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Cookie": "credsync_session=" + session} if session else {}
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    connection.request(method, path, body, headers)
+    response = connection.getresponse()
+    return response, response.read().decode()
+def session_of(response):
+    found = re.search(r"credsync_session=([^;]+)", response.getheader("Set-Cookie") or "")
+    return found.group(1) if found else None
+response, page = request("GET", "/login")
+assert response.status == 200, "GET /login: %d" % response.status
+assert 'autocomplete="username"' in page, "the login form has no autocomplete=username field"
+assert response.getheader("Content-Security-Policy"), "GET /login: no Content-Security-Policy"
+session = session_of(response)
+csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+assert session and csrf, "GET /login: no session cookie or no csrf field"
+form = {"csrf": csrf.group(1), "user": user, "password": password + "x"}
+response, page = request("POST", "/login", session, form)
+assert response.status == 401, "a wrong password: %d" % response.status
+form["password"] = password
+response, page = request("POST", "/login", session, form)
+assert response.status == 303, "POST /login: %d %s" % (response.status, page[:400])
+assert response.getheader("Location") == "/profile", "POST /login went to %s" % response.getheader("Location")
+response, page = request("GET", "/profile", session_of(response))
+assert response.status == 200, "GET /profile: %d" % response.status
+assert '<dd id="profile-user">%s</dd>' % user in page, "/profile does not show " + user
+print("GET /login 200, autocomplete=username, Content-Security-Policy; a wrong password 401; "
+      "POST /login 303 to /profile, which shows " + user)
+PY
+cat "$work/browser.txt"
+# The traced process that ran credsync-web: its pid names its trace file.
+web_pid=$(grep -l '^execve("/usr/sbin/credsync-web"' "$work/trace"/call.* | head -n 1)
+kill -TERM "${web_pid##*.}"
+wait "$web" || fail "credsync-web did not exit 0 on SIGTERM: $(cat "$work/web.log")"
+outside=$(calls_outside_filter)
+[ -z "$outside" ] || fail "credsync-web made system calls outside the unit's SystemCallFilter: $outside"
+kill -TERM "$daemon"
+wait "$daemon" || fail "credsyncd did not stop cleanly on SIGTERM: $(cat "$work/credsyncd.log")"
+echo "as credsync-web:credsync-web, no capability, / read-only, on 127.0.0.1:$web_port; in [api] groups by default; every system call inside its SystemCallFilter; exit 0 on SIGTERM"
+
+step "credsyncd: the socket unit, the service started as systemd starts it, the README's Python client"
+[ -L "$root/etc/systemd/system/sockets.target.wants/credsync-api.socket" ] \
+    || fail "credsync-api.socket is not enabled for sockets.target"
+for unit in credsync-api.socket credsync-api.service; do
+    in_root systemd-analyze verify "/usr/lib/systemd/system/$unit" || fail "systemd-analyze verify $unit"
+done
+in_root systemd-analyze security --offline=yes --threshold=40 credsync-api.service >"$work/security.txt" 2>&1 \
+    || { cat "$work/security.txt" >&2; fail "systemd-analyze security: credsync-api.service is more exposed than 4.0"; }
+tail -n 1 "$work/security.txt"
+# The application's service account, in [api] groups; a list that replaces
+# the default names the web page's group again.
+in_root groupadd --system appsvc
+in_root useradd --system --gid appsvc --no-create-home --shell /usr/sbin/nologin appsvc
+sed -i '/^\[api\]/a groups = ["appsvc", "credsync-web"]' "$root/etc/credsync/credsync.toml"
+grep -q '^groups = \["appsvc", "credsync-web"\]' "$root/etc/credsync/credsync.toml" || fail "could not set [api] groups"
+start_credsyncd
 [ "$(stat -c %a "$root$api_socket")" = 666 ] || fail "the socket is not mode 0666"
 # The README's client, as written there; its example lines are not run.
 awk '/^## Applications/{on=1} on && /^```python/{grab=1; next} grab && /^```/{exit} grab' README.md >"$work/client.py"
@@ -552,6 +702,20 @@ fi
 kill -TERM "$daemon"
 wait "$daemon" || fail "credsyncd did not stop cleanly on SIGTERM: $(cat "$work/credsyncd.log")"
 echo "SIGTERM: credsyncd finished and exited 0"
+
+step "dpkg -r credsync-web leaves credsync working; dpkg -P removes web.toml, not the user"
+in_root dpkg -r credsync-web >/dev/null
+[ ! -e "$root/usr/sbin/credsync-web" ] || fail "dpkg -r left /usr/sbin/credsync-web"
+[ -e "$root/etc/credsync/web.toml" ] || fail "dpkg -r removed /etc/credsync/web.toml"
+[ "$(verify_code admin "$fourth")" = 0 ] || fail "verify refuses admin's password without credsync-web"
+seventh='Gm2!sTd9qLx#'
+printf '%s\n' "$seventh" | expect 0 in_root credsync recover admin --stdin --force >/dev/null
+pam_takes admin "$seventh" || fail "recover without credsync-web did not reach /etc/shadow"
+in_root dpkg -P credsync-web >/dev/null
+[ ! -e "$root/etc/credsync/web.toml" ] || fail "dpkg -P left /etc/credsync/web.toml"
+[ -e "$root/etc/credsync/credsync.toml" ] || fail "purging credsync-web removed credsync.toml"
+in_root getent passwd credsync-web >/dev/null || fail "dpkg -P removed the user credsync-web"
+echo "removed: credsync verifies and recovers; purged: web.toml gone, credsync.toml and the user kept"
 
 step "dpkg -r keeps the store; dpkg -P removes it"
 in_root dpkg -r credsync >/dev/null

@@ -3,11 +3,15 @@
 //! - `assets`: the man pages (credsync(8) and one per subcommand, generated
 //!   from the command line's definition; credsync.toml(5), written by hand in
 //!   `packaging/man/`) and the bash, zsh and fish completions, into
-//!   `target/assets/`. Generated at every build, never committed.
-//! - `deb`: the assets and the PAM module, then `cargo deb` (metadata in Cargo.toml), giving
-//!   `target/debian/credsync_VERSION-1_ARCH.deb`.
-//! - `rpm`: the assets, the release binary and the PAM module, then `cargo generate-rpm`, giving
-//!   `target/generate-rpm/credsync-VERSION-1.ARCH.rpm`.
+//!   `target/assets/`; credsync-web(8), for its own package, into
+//!   `target/assets/man-web/`. Generated at every build, never committed.
+//! - `deb`: the assets and the PAM module, then `cargo deb` for credsync and
+//!   for credsync-web (metadata in each Cargo.toml), giving
+//!   `target/debian/credsync_VERSION-1_ARCH.deb` and
+//!   `target/debian/credsync-web_VERSION-1_ARCH.deb`.
+//! - `rpm`: the assets, the release binaries and the PAM module, then `cargo generate-rpm`
+//!   for each, giving `target/generate-rpm/credsync-VERSION-1.ARCH.rpm` and
+//!   `target/generate-rpm/credsync-web-VERSION-1.ARCH.rpm`.
 //!
 //! The packaging metadata and the reasons behind it: README, "Installing on a real system".
 
@@ -111,8 +115,9 @@ fn main() -> ExitCode {
     let task = args.first().map(String::as_str);
     let outcome = match task {
         Some("assets") => assets(),
-        // cargo-deb builds the setuid binary itself; the PAM module and the
-        // service are built first, as they are assets of the package.
+        // cargo-deb builds each package's own binary itself (the setuid CLI,
+        // the web page); the PAM module and the service are built first, as
+        // they are assets of credsync's package.
         Some("deb") => tool("deb", CARGO_DEB)
             .and_then(|()| assets())
             .and_then(|()| {
@@ -129,7 +134,8 @@ fn main() -> ExitCode {
                     &[],
                 )
             })
-            .and_then(|()| cargo(&["deb", "--locked"], &args[1..])),
+            .and_then(|()| cargo(&["deb", "--locked"], &args[1..]))
+            .and_then(|()| cargo(&["deb", "--locked", "-p", "credsync-web"], &args[1..])),
         Some("rpm") => tool("generate-rpm", CARGO_GENERATE_RPM)
             .and_then(|()| assets())
             .and_then(|()| {
@@ -144,11 +150,14 @@ fn main() -> ExitCode {
                         "pam_credsync",
                         "-p",
                         "credsyncd",
+                        "-p",
+                        "credsync-web",
                     ],
                     &[],
                 )
             })
-            .and_then(|()| cargo(&["generate-rpm"], &args[1..])),
+            .and_then(|()| cargo(&["generate-rpm"], &args[1..]))
+            .and_then(|()| cargo(&["generate-rpm", "-p", "crates/credsync-web"], &args[1..])),
         _ => {
             eprintln!(
                 "usage: cargo xtask assets | deb [cargo-deb options] | rpm [cargo-generate-rpm options]"
@@ -223,7 +232,7 @@ fn assets() -> io::Result<()> {
     if out.exists() {
         fs::remove_dir_all(&out)?;
     }
-    man_pages(&out.join("man"))?;
+    man_pages(&out.join("man"), &out.join("man-web"))?;
     completions(&out.join("completions"))?;
     eprintln!("xtask: man pages and completions in {}", out.display());
     Ok(())
@@ -231,8 +240,9 @@ fn assets() -> io::Result<()> {
 
 /// credsync(8), one page per subcommand (credsync-passwd(8), …), and the
 /// hand-written credsync.toml(5), pam_credsync(8) and credsyncd(8), each gzipped as Debian
-/// policy asks.
-fn man_pages(dir: &Path) -> io::Result<()> {
+/// policy asks; the hand-written credsync-web(8) in `web_dir`, out of reach of
+/// the main package's `man/*.8.gz`.
+fn man_pages(dir: &Path, web_dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut top = credsync::cli::command()
         .long_about(DESCRIPTION)
@@ -261,7 +271,13 @@ fn man_pages(dir: &Path) -> io::Result<()> {
         let roff = code_in_bold(&String::from_utf8_lossy(&roff));
         write_gzip(&dir.join(format!("{name}.8.gz")), roff.as_bytes())?;
     }
-    for page in ["credsync.toml.5", "pam_credsync.8", "credsyncd.8"] {
+    fs::create_dir_all(web_dir)?;
+    for (page, dir) in [
+        ("credsync.toml.5", dir),
+        ("pam_credsync.8", dir),
+        ("credsyncd.8", dir),
+        ("credsync-web.8", web_dir),
+    ] {
         let text = fs::read_to_string(root().join("packaging/man").join(page))?
             .replace("@DATE@", &date)
             .replace("@VERSION@", &version);
