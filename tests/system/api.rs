@@ -155,8 +155,12 @@ impl Service {
     pub(crate) fn start(sb: &Sandbox, settings: &Settings) -> Service {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        Service::start_in(sb, settings, sb.scratch(&format!("api-{n}")))
+    }
+
+    /// The same, in `dir` (a restart keeps its socket's path).
+    pub(crate) fn start_in(sb: &Sandbox, settings: &Settings, dir: PathBuf) -> Service {
         sb.write_config(&settings.0);
-        let dir = sb.scratch(&format!("api-{n}"));
         let socket = dir.join("run/io.credsync.Credentials");
         let log = dir.join("credsyncd.log");
         let child = sb.spawn_root(
@@ -215,7 +219,7 @@ impl Service {
     }
 
     /// Its exit status, if it exits within `limit`.
-    fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+    pub(crate) fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -229,7 +233,7 @@ impl Service {
     }
 
     /// SIGTERM, as systemd stops it.
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM credsyncd");
     }

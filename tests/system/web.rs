@@ -35,7 +35,7 @@ const SHOWN: Duration = Duration::from_secs(20);
 
 struct Appliance {
     sb: Sandbox,
-    _service: Service,
+    service: Service,
     web: Web,
 }
 
@@ -67,11 +67,7 @@ fn appliance_with(settings: &Settings, web_toml: &str) -> Appliance {
     .unwrap();
     let service = Service::start(&sb, settings);
     let web = Web::start(&sb, service.socket(), web_toml);
-    Appliance {
-        sb,
-        _service: service,
-        web,
-    }
+    Appliance { sb, service, web }
 }
 
 fn appliance() -> Appliance {
@@ -608,6 +604,34 @@ async fn logged_out_soon(browser: &Client, web: &Web) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A change made while credsyncd is down (a restart, an upgrade) is not
+/// missed: the page asks the service again once it is back.
+#[test]
+fn a_change_while_credsyncd_restarts_still_ends_the_session() {
+    let mut a = appliance();
+    let (session, _) = http_log_in(&a.web, "alice", OLD);
+    a.service.terminate();
+    assert!(
+        a.service.exit_within(Duration::from_secs(30)).is_some(),
+        "credsyncd did not stop"
+    );
+    a.sb.credsync(&["recover", "alice", "--stdin"], &format!("{NEW}\n"))
+        .expect_ok("recover while credsyncd is down");
+    let dir = Path::new(a.service.socket())
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    a.service = Service::start_in(&a.sb, &settings(), dir);
+    let after = get(&a.web, "/profile", Some(&session));
+    assert_eq!(after.status, 303, "{}", after.body);
+    assert_eq!(after.header("location"), Some("/login?ended=changed"));
+    // And the new password logs in through the restarted service.
+    http_log_in(&a.web, "alice", NEW);
+    a.sb.assert_only_accepts("alice", NEW, OLD);
 }
 
 // ---- HTTP: headers, cookies, CSRF, limits ----
