@@ -474,8 +474,10 @@ step "dpkg-statoverride turns the setuid bit off, and it stays off across a rein
 in_root dpkg-statoverride --update --add root root 0755 /usr/bin/credsync
 in_root dpkg -i /tmp/credsync.deb >/dev/null
 [ "$(mode_of /usr/bin/credsync)" = "755 root root" ] || fail "the override did not hold: $(mode_of /usr/bin/credsync)"
-refusal=$(printf '%s\n%s\n' "$third" "$first" \
-    | expect 1 in_root setpriv --reuid=admin --regid=admin --init-groups credsync passwd --stdin 2>&1)
+# A here-string, not a pipe: credsync refuses before it reads, and a
+# printf still writing into the closed pipe would die of SIGPIPE.
+refusal=$(expect 1 in_root setpriv --reuid=admin --regid=admin --init-groups credsync passwd --stdin \
+    2>&1 <<<"$third"$'\n'"$first")
 grep -q 'must run as root' <<<"$refusal" || fail "a user's change without setuid: $refusal"
 in_root dpkg-statoverride --remove /usr/bin/credsync
 in_root dpkg -i /tmp/credsync.deb >/dev/null
