@@ -612,11 +612,15 @@ async fn logged_out_soon(browser: &Client, web: &Web) {
 fn a_change_while_credsyncd_restarts_still_ends_the_session() {
     let mut a = appliance();
     let (session, _) = http_log_in(&a.web, "alice", OLD);
+    let (bobs, _) = http_log_in(&a.web, "bob", OTHER);
     a.service.terminate();
     assert!(
         a.service.exit_within(Duration::from_secs(30)).is_some(),
         "credsyncd did not stop"
     );
+    // While the service is away, a page is refused, but no one is logged out.
+    let away = get(&a.web, "/profile", Some(&bobs));
+    assert_eq!(away.status, 503, "{}", away.body);
     a.sb.credsync(&["recover", "alice", "--stdin"], &format!("{NEW}\n"))
         .expect_ok("recover while credsyncd is down");
     let dir = Path::new(a.service.socket())
@@ -629,9 +633,35 @@ fn a_change_while_credsyncd_restarts_still_ends_the_session() {
     let after = get(&a.web, "/profile", Some(&session));
     assert_eq!(after.status, 303, "{}", after.body);
     assert_eq!(after.header("location"), Some("/login?ended=changed"));
+    assert_secure_headers(&after, "the redirect of an ended session");
+    // bob's session stands: only the changed user's end.
+    assert_eq!(get(&a.web, "/profile", Some(&bobs)).status, 200);
     // And the new password logs in through the restarted service.
     http_log_in(&a.web, "alice", NEW);
     a.sb.assert_only_accepts("alice", NEW, OLD);
+}
+
+/// A wrong password and a user who doesn't exist get the same answer.
+#[test]
+fn an_unknown_user_and_a_wrong_password_look_the_same() {
+    let a = appliance();
+    let form = get(&a.web, "/login", None);
+    let (cookie, csrf) = (form.cookie(), form.csrf());
+    let attempt = |user: &str| {
+        post(
+            &a.web,
+            "/login",
+            Some(&cookie),
+            &[("csrf", &csrf), ("user", user), ("password", WRONG)],
+        )
+    };
+    let wrong = attempt("alice");
+    let unknown = attempt("nobody-here");
+    assert_eq!(wrong.status, 401);
+    assert_eq!(unknown.status, wrong.status);
+    let shown = |reply: &Reply, user: &str| reply.body.replace(&format!("value=\"{user}\""), "");
+    assert_eq!(shown(&unknown, "nobody-here"), shown(&wrong, "alice"));
+    assert_secure_headers(&wrong, "a refused login");
 }
 
 // ---- HTTP: headers, cookies, CSRF, limits ----
@@ -650,18 +680,29 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The session cookie's value, from Set-Cookie.
+    /// The cookie the reply sets (not one it clears), as `name=value`:
+    /// the login form's before login, the session's after.
     fn cookie(&self) -> String {
-        let set = self
-            .header("set-cookie")
-            .unwrap_or_else(|| panic!("no Set-Cookie:\n{}", self.body));
-        set.split(';')
-            .next()
-            .unwrap()
-            .trim()
-            .strip_prefix("credsync_session=")
-            .unwrap()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| v.split(';').next())
+            .map(str::trim)
+            .find(|pair| {
+                pair.split_once('=')
+                    .is_some_and(|(_, value)| !value.is_empty())
+            })
+            .unwrap_or_else(|| panic!("no cookie set: {:?}\n{}", self.headers, self.body))
             .to_owned()
+    }
+
+    /// Every Set-Cookie header.
+    fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The form's CSRF token.
@@ -705,7 +746,7 @@ fn exchange(port: u16, raw: &[u8]) -> Reply {
 
 fn get(web: &Web, path: &str, cookie: Option<&str>) -> Reply {
     let cookie = cookie
-        .map(|c| format!("Cookie: credsync_session={c}\r\n"))
+        .map(|c| format!("Cookie: {c}\r\n"))
         .unwrap_or_default();
     exchange(
         web.port,
@@ -721,7 +762,7 @@ fn post(web: &Web, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) ->
         .collect();
     let body = body.join("&");
     let cookie = cookie
-        .map(|c| format!("Cookie: credsync_session={c}\r\n"))
+        .map(|c| format!("Cookie: {c}\r\n"))
         .unwrap_or_default();
     exchange(
         web.port,
@@ -744,10 +785,11 @@ fn encoded(value: &str) -> String {
         .collect()
 }
 
-/// Logs in over HTTP: the session's cookie and its CSRF token.
+/// Logs in over HTTP: the session's cookie (`name=value`) and its CSRF token.
 fn http_log_in(web: &Web, user: &str, password: &str) -> (String, String) {
     let form = get(web, "/login", None);
     let anonymous = form.cookie();
+    assert!(anonymous.starts_with("credsync_login="), "{anonymous}");
     let done = post(
         web,
         "/login",
@@ -761,10 +803,15 @@ fn http_log_in(web: &Web, user: &str, password: &str) -> (String, String) {
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.header("location"), Some("/profile"));
     let session = done.cookie();
-    assert_ne!(
-        session, anonymous,
-        "the session id was not renewed at login"
+    assert!(session.starts_with("credsync_session="), "{session}");
+    assert!(
+        done.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("credsync_login=;") && c.contains("Max-Age=0")),
+        "the login form's cookie outlived the login: {:?}",
+        done.set_cookies()
     );
+    assert_secure_headers(&done, "the login's redirect");
     let profile = get(web, "/profile", Some(&session));
     assert_eq!(profile.status, 200, "{}", profile.body);
     (session, profile.csrf())
@@ -806,23 +853,44 @@ fn every_page_sends_the_security_headers_and_a_strict_session_cookie() {
     assert_eq!(login.status, 200);
     assert_secure_headers(&login, "/login");
     assert_eq!(login.header("cache-control"), Some("no-store"));
-    let set_cookie = login.header("set-cookie").unwrap();
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(set_cookie.contains(flag), "{set_cookie} lacks {flag}");
-    }
-    assert!(
-        !set_cookie.contains("Secure"),
-        "Secure on plain HTTP: {set_cookie}"
+    assert!(login.body.contains("autocomplete=\"username\""));
+    assert!(login.body.contains("autocomplete=\"current-password\""));
+
+    let form = get(&a.web, "/login", None);
+    let done = post(
+        &a.web,
+        "/login",
+        Some(&form.cookie()),
+        &[("csrf", &form.csrf()), ("user", "alice"), ("password", OLD)],
     );
-    let id = login.cookie();
+    assert_eq!(done.status, 303, "{}", done.body);
+    for (what, set_cookie) in [
+        ("the login form's", login.set_cookies()[0]),
+        ("the session's", done.set_cookies()[0]),
+    ] {
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(
+                set_cookie.contains(flag),
+                "{what} {set_cookie} lacks {flag}"
+            );
+        }
+        assert!(
+            !set_cookie.contains("Secure"),
+            "Secure on plain HTTP: {set_cookie}"
+        );
+    }
+    let id = done.cookie();
+    let id = id.strip_prefix("credsync_session=").unwrap();
     assert!(
         id.len() >= 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
         "a 128-bit id or more: {id}"
     );
-    assert!(login.body.contains("autocomplete=\"username\""));
-    assert!(login.body.contains("autocomplete=\"current-password\""));
-
     let (session, _) = http_log_in(&a.web, "alice", OLD);
+    assert_ne!(
+        session.strip_prefix("credsync_session=").unwrap(),
+        id,
+        "two logins, one id"
+    );
     for path in ["/profile", "/profile/password"] {
         let page = get(&a.web, path, Some(&session));
         assert_eq!(page.status, 200, "{path}");
@@ -846,13 +914,16 @@ fn a_csrf_token_missing_or_wrong_is_refused() {
     let settings = settings().set("policy.lockout", "failures", "5");
     let a = appliance_with(&settings, "");
     let before = stores(&a.sb, "alice");
-    // The login form: a wrong token, no token, no session.
+    // The login form: a wrong token, no token, no cookie, another
+    // browser's cookie.
     let form = get(&a.web, "/login", None);
     let anonymous = form.cookie();
+    let elsewhere = get(&a.web, "/login", None).cookie();
     for (cookie, token) in [
         (Some(anonymous.as_str()), "0".repeat(64)),
         (Some(&anonymous), String::new()),
         (None, form.csrf()),
+        (Some(&elsewhere), form.csrf()),
     ] {
         let reply = post(
             &a.web,
@@ -860,6 +931,7 @@ fn a_csrf_token_missing_or_wrong_is_refused() {
             cookie,
             &[("csrf", &token), ("user", "alice"), ("password", WRONG)],
         );
+        assert_secure_headers(&reply, "a refused form");
         assert_eq!(
             reply.status, 403,
             "login with token {token:?}, cookie {cookie:?}"
@@ -931,6 +1003,7 @@ fn requests_too_large_or_too_slow_are_refused_and_others_still_served() {
         .as_bytes(),
     );
     assert_eq!(large.status, 413, "{}", large.body);
+    assert_secure_headers(&large, "a refused large body");
     let header = format!(
         "GET /login HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
         "b".repeat(40_000)
@@ -979,6 +1052,7 @@ fn logins_from_one_address_are_limited_per_minute() {
     }
     let limited = attempt();
     assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_secure_headers(&limited, "a limited login");
     assert!(
         limited
             .body

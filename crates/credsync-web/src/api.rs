@@ -70,11 +70,18 @@ pub struct Event {
     pub changed_at: i64,
 }
 
+/// Calls to credsyncd in flight: password checks have a budget of their
+/// own (half), so that failed logins, each held for the service's failure
+/// delay, cannot starve the pages' other calls.
 #[derive(Clone)]
 pub struct Api {
     socket: Arc<PathBuf>,
-    slots: Arc<Semaphore>,
+    checks: Arc<Semaphore>,
+    others: Arc<Semaphore>,
 }
+
+/// How long a call waits for a free slot before the page says it is busy.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Serialize)]
 struct Call<P> {
@@ -95,9 +102,11 @@ struct Reply {
 
 impl Api {
     pub fn new(socket: &Path, connections: usize) -> Api {
+        let checks = (connections / 2).max(1);
         Api {
             socket: Arc::new(socket.to_owned()),
-            slots: Arc::new(Semaphore::new(connections)),
+            checks: Arc::new(Semaphore::new(checks)),
+            others: Arc::new(Semaphore::new(connections.saturating_sub(checks).max(1))),
         }
     }
 
@@ -108,7 +117,7 @@ impl Api {
             password: &'a str,
         }
         let reply = self
-            .call("Verify", &P { user, password }, password.len())
+            .call("Verify", &P { user, password }, user.len() + password.len())
             .await?;
         match reply["result"].as_str() {
             Some("ok") => Ok(Verified::Ok),
@@ -137,7 +146,11 @@ impl Api {
             new_password: new,
         };
         let reply = self
-            .call("ChangePassword", &params, current.len() + new.len())
+            .call(
+                "ChangePassword",
+                &params,
+                user.len() + current.len() + new.len(),
+            )
             .await?;
         reply["session_epoch"]
             .as_i64()
@@ -149,7 +162,7 @@ impl Api {
         struct P<'a> {
             user: &'a str,
         }
-        let reply = self.call("GetStatus", &P { user }, 0).await?;
+        let reply = self.call("GetStatus", &P { user }, user.len()).await?;
         let accounts: Vec<Account> = serde_json::from_value(reply["accounts"].clone())
             .map_err(|e| Refused::Unavailable(format!("GetStatus: {e}")))?;
         accounts
@@ -172,31 +185,33 @@ impl Api {
         stream.write_all(&bytes).await?;
         Ok(Monitor {
             reader: BufReader::new(stream),
+            ended: false,
         })
     }
 
+    /// `text_len`: the bytes of the strings in `parameters`, whose worst
+    /// escaping the request buffer is reserved for.
     async fn call<P: Serialize>(
         &self,
         method: &str,
         parameters: &P,
-        secret_len: usize,
+        text_len: usize,
     ) -> Result<Value, Refused> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Refused::Unavailable("shutting down".into()))?;
-        let call = Call {
-            method: format!("{INTERFACE}.{method}"),
-            parameters,
-            more: false,
+        let slots = if method == "Verify" || method == "ChangePassword" {
+            &self.checks
+        } else {
+            &self.others
         };
-        // Room for the worst escaping (\u00XX, six bytes a byte) of the secrets,
-        // so the buffer holding them never moves.
-        let mut request = Zeroizing::new(Vec::with_capacity(512 + 6 * secret_len));
-        serde_json::to_writer(&mut *request, &call)
-            .map_err(|e| Refused::Unavailable(format!("encoding {method}: {e}")))?;
-        request.push(0);
+        let _slot = match tokio::time::timeout(SLOT_WAIT, slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return Err(Refused::Unavailable("shutting down".into())),
+            Err(_) => {
+                return Err(Refused::Busy(
+                    "every connection to credsyncd is in use".into(),
+                ));
+            }
+        };
+        let request = encode(method, parameters, text_len).map_err(Refused::Unavailable)?;
         let exchange = async {
             let mut stream = UnixStream::connect(&*self.socket).await?;
             stream.write_all(&request).await?;
@@ -222,14 +237,42 @@ impl Api {
     }
 }
 
+/// A call's message, NUL-terminated, in a buffer reserved up front for the
+/// worst escaping (`\u00XX`, six bytes a byte) of its strings and wiped on
+/// drop; refused if it had to grow, which would have left a copy behind.
+fn encode<P: Serialize>(
+    method: &str,
+    parameters: &P,
+    text_len: usize,
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    let call = Call {
+        method: format!("{INTERFACE}.{method}"),
+        parameters,
+        more: false,
+    };
+    let reserved = 512 + 6 * text_len;
+    let mut request = Zeroizing::new(Vec::with_capacity(reserved));
+    let capacity = request.capacity();
+    serde_json::to_writer(&mut *request, &call).map_err(|e| format!("encoding {method}: {e}"))?;
+    request.push(0);
+    if request.capacity() != capacity {
+        return Err(format!("the {method} request outgrew its buffer"));
+    }
+    Ok(request)
+}
+
 /// A `Monitor` subscription.
 pub struct Monitor {
     reader: BufReader<UnixStream>,
+    ended: bool,
 }
 
 impl Monitor {
     /// The next event; `None` when the stream ended (the service stopped).
     pub async fn next(&mut self) -> std::io::Result<Option<Event>> {
+        if self.ended {
+            return Ok(None);
+        }
         let Some(message) = read_message(&mut self.reader).await? else {
             return Ok(None);
         };
@@ -239,9 +282,8 @@ impl Monitor {
         }
         let event = serde_json::from_value(reply.parameters["event"].clone())
             .map_err(std::io::Error::other)?;
-        if !reply.continues {
-            return Ok(None);
-        }
+        // The last reply of a stream still carries its event.
+        self.ended = !reply.continues;
         Ok(Some(event))
     }
 }
@@ -342,19 +384,23 @@ mod tests {
 
     #[test]
     fn a_request_holding_a_password_is_built_without_reallocating() {
-        let password = "\u{1}\u{2}\"\\ quoted and long enough to need room".repeat(8);
-        let call = Call {
-            method: "io.credsync.Credentials.Verify".into(),
-            parameters: json!({ "user": "alice", "password": password }),
-            more: false,
+        #[derive(Serialize)]
+        struct P<'a> {
+            user: &'a str,
+            password: &'a str,
+        }
+        // Escapes in both strings, the user the longer: the buffer must be
+        // reserved for both, or it moves after the password is in it.
+        let user = "\u{1}".repeat(200);
+        let password = "\u{1}\u{2}\"\\ quoted".repeat(8);
+        let params = P {
+            user: &user,
+            password: &password,
         };
-        let mut request = Vec::with_capacity(512 + 6 * password.len());
-        let capacity = request.capacity();
-        serde_json::to_writer(&mut request, &call).unwrap();
-        assert_eq!(
-            request.capacity(),
-            capacity,
-            "the buffer grew, leaving a copy"
-        );
+        let request = encode("Verify", &params, user.len() + password.len()).unwrap();
+        assert_eq!(request.last(), Some(&0));
+        // Reserving for the password alone is caught, not sent.
+        let error = encode("Verify", &params, password.len()).unwrap_err();
+        assert!(error.contains("outgrew"), "{error}");
     }
 }

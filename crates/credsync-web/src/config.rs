@@ -41,7 +41,9 @@ pub struct Config {
     /// Calls to credsyncd in flight at once.
     pub api_connections: usize,
     /// Proxies whose `X-Forwarded-For` names the client (the rightmost
-    /// address is taken); from any other peer the header is ignored.
+    /// address is taken); from any other peer the header is ignored. By
+    /// default loopback, where the appliance's proxy sits (and where any
+    /// local user could reach credsyncd without the page anyway).
     pub trusted_proxies: Vec<IpAddr>,
 }
 
@@ -60,7 +62,10 @@ impl Default for Config {
             max_connections: 256,
             request_timeout_secs: 10,
             api_connections: 16,
-            trusted_proxies: Vec::new(),
+            trusted_proxies: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 }
@@ -89,20 +94,25 @@ impl Config {
         if self.tls_certificate.is_some() != self.tls_key.is_some() {
             return Err("tls_certificate and tls_key go together: set both or neither".into());
         }
-        for (key, value) in [
-            ("session_idle_minutes", self.session_idle_minutes),
-            ("session_max_hours", self.session_max_hours),
+        for (key, value, most) in [
+            (
+                "session_idle_minutes",
+                self.session_idle_minutes,
+                7 * 24 * 60,
+            ),
+            ("session_max_hours", self.session_max_hours, 30 * 24),
             (
                 "login_attempts_per_minute",
                 u64::from(self.login_attempts_per_minute),
+                10_000,
             ),
-            ("max_request_bytes", self.max_request_bytes as u64),
-            ("max_connections", self.max_connections as u64),
-            ("request_timeout_secs", self.request_timeout_secs),
-            ("api_connections", self.api_connections as u64),
+            ("max_request_bytes", self.max_request_bytes as u64, 1 << 20),
+            ("max_connections", self.max_connections as u64, 65_536),
+            ("request_timeout_secs", self.request_timeout_secs, 3600),
+            ("api_connections", self.api_connections as u64, 1024),
         ] {
-            if value == 0 {
-                return Err(format!("{key} must be at least 1"));
+            if !(1..=most).contains(&value) {
+                return Err(format!("{key} must be from 1 to {most}"));
             }
         }
         Ok(())
@@ -153,6 +163,11 @@ mod tests {
     fn zero_limits_are_refused() {
         let error = Config::parse("login_attempts_per_minute = 0").unwrap_err();
         assert!(error.contains("login_attempts_per_minute"), "{error}");
+        let error = Config::parse("request_timeout_secs = 18446744073709551615").unwrap_err();
+        assert!(
+            error.contains("request_timeout_secs must be from 1 to 3600"),
+            "{error}"
+        );
     }
 
     #[test]

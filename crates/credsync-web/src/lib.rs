@@ -120,6 +120,9 @@ async fn run(config: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The initial events come in one burst; this long without one ends it.
+const INITIAL_BURST: Duration = Duration::from_millis(100);
+
 /// Follows credsyncd's `Monitor` stream for as long as the page runs,
 /// reconnecting after a break; while it is down, requests ask the service
 /// for their user's epoch themselves (`pages::logged_in`).
@@ -128,22 +131,38 @@ async fn follow_changes(app: Arc<App>) {
     loop {
         match app.api.monitor().await {
             Ok(mut monitor) => {
-                let mut announced = false;
-                while let Ok(Some(event)) = monitor.next().await {
-                    app.revocations.heard(
-                        &event.user,
-                        event.session_epoch,
-                        &event.source,
-                        event.changed_at,
-                    );
-                    if !announced {
-                        // Live once the first (initial) event has arrived:
-                        // until then a change could be missed.
-                        app.monitor_live.store(true, Ordering::Release);
-                        announced = true;
-                        backoff = Duration::from_millis(200);
+                // Read on a task of its own, so that waiting for the end of
+                // the initial burst cancels nothing half read.
+                let (events, mut received) = tokio::sync::mpsc::channel(1024);
+                let reader = tokio::spawn(async move {
+                    while let Ok(Some(event)) = monitor.next().await {
+                        if events.send(event).await.is_err() {
+                            break;
+                        }
                     }
+                });
+                let mut live = false;
+                loop {
+                    let next = if live {
+                        received.recv().await
+                    } else {
+                        match tokio::time::timeout(INITIAL_BURST, received.recv()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                // Every account's current epoch is in: from
+                                // now on the stream is the whole truth.
+                                app.monitor_live.store(true, Ordering::Release);
+                                live = true;
+                                backoff = Duration::from_millis(200);
+                                continue;
+                            }
+                        }
+                    };
+                    let Some(event) = next else { break };
+                    app.revocations
+                        .heard(&event.user, event.session_epoch, &event.source);
                 }
+                reader.abort();
                 app.monitor_live.store(false, Ordering::Release);
                 eprintln!("credsync-web: credsyncd's Monitor stream ended; reconnecting");
             }

@@ -9,7 +9,9 @@
 use crate::api::{Api, Refused, Verified};
 use crate::config::Config;
 use crate::form::Form;
-use crate::sessions::{Revocations, Session, Sessions, same_token};
+use crate::sessions::{
+    Login, LoginStart, Revocations, Session, Sessions, is_token, random_token, same_token,
+};
 use crate::throttle::Throttle;
 use askama::Template;
 use axum::Router;
@@ -22,9 +24,16 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub const COOKIE: &str = "credsync_session";
+/// The session's cookie, and the login form's (its CSRF token, checked
+/// against the form's copy: no session is held before login). With
+/// `Secure`, the `__Host-` prefix binds them to this host and path, so that
+/// no sibling subdomain can plant one.
+const SESSION_COOKIE: &str = "credsync_session";
+const LOGIN_COOKIE: &str = "credsync_login";
+/// The longest user name passed on to the service (Linux allows 32).
+const MAX_USER: usize = 256;
 const STYLE: &str = include_str!("../static/style.css");
 
 /// Everything the handlers share.
@@ -149,25 +158,47 @@ fn with_cookie(mut response: Response, value: &str) -> Response {
     response
 }
 
-fn cookie(app: &App, id: &str) -> String {
-    let secure = if app.secure_cookie { "; Secure" } else { "" };
-    format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}")
+fn cookie_name(app: &App, name: &str) -> String {
+    if app.secure_cookie {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
 }
 
-fn clear_cookie(app: &App) -> String {
+fn cookie(app: &App, name: &str, value: &str) -> String {
     let secure = if app.secure_cookie { "; Secure" } else { "" };
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict{secure}",
+        cookie_name(app, name)
+    )
 }
 
-fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
+fn clear_cookie(app: &App, name: &str) -> String {
+    let secure = if app.secure_cookie { "; Secure" } else { "" };
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        cookie_name(app, name)
+    )
+}
+
+/// The value of cookie `name`, if the browser sent exactly one.
+fn cookie_value(app: &App, headers: &HeaderMap, name: &str) -> Option<String> {
+    let name = cookie_name(app, name);
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
+        .filter(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_owned());
+    let value = values.next()?;
+    values.next().is_none().then_some(value)
+}
+
+fn session_id(app: &App, headers: &HeaderMap) -> Option<String> {
+    cookie_value(app, headers, SESSION_COOKIE)
 }
 
 /// A logged-in session that still stands, or where to send the browser.
@@ -177,29 +208,32 @@ async fn logged_in(app: &App, headers: &HeaderMap) -> Result<(String, Session), 
             Some(reason) => format!("/login?ended={reason}"),
             None => "/login".to_owned(),
         };
-        with_cookie(Redirect::to(&target).into_response(), &clear_cookie(app))
+        with_cookie(
+            Redirect::to(&target).into_response(),
+            &clear_cookie(app, SESSION_COOKIE),
+        )
     };
-    let Some(id) = session_id(headers) else {
+    let Some(id) = session_id(app, headers) else {
         return Err(to_login(app, None));
     };
     let Some(session) = app.sessions.get(&id) else {
         return Err(to_login(app, Some("timeout")));
     };
-    let Some(login) = &session.login else {
-        return Err(to_login(app, None));
-    };
+    let login = &session.login;
     let stands = if app.monitor_live.load(Ordering::Acquire) {
         app.revocations.stands(login)
     } else {
         // Without the stream, ask: a session must not outlive a change
-        // because an event was missed.
+        // because an event was missed. A service that can't answer gets
+        // the request refused, but the session kept.
         match app.api.status(&login.user).await {
             Ok(account) => {
                 app.revocations
-                    .heard(&login.user, account.session_epoch, "", 0);
+                    .heard(&login.user, account.session_epoch, "");
                 app.revocations.stands(login)
             }
-            Err(_) => false,
+            Err(Refused::NoSuchUser) => false,
+            Err(_) => return Err(unavailable()),
         }
     };
     if !stands {
@@ -296,7 +330,7 @@ async fn login_form(
     Query(query): Query<LoginQuery>,
 ) -> Response {
     if let Ok((_, session)) = logged_in(&app, &headers).await {
-        let must_change = session.login.is_some_and(|l| l.must_change);
+        let must_change = session.login.must_change;
         return Redirect::to(if must_change {
             "/profile/password"
         } else {
@@ -312,22 +346,21 @@ async fn login_form(
         Some("out") => Some("You have logged out."),
         _ => None,
     };
-    // The browser's own anonymous session if it has one, so that a form
-    // opened in two tabs stays valid in both.
-    let existing = session_id(&headers).and_then(|id| {
-        app.sessions
-            .get(&id)
-            .filter(|s| s.login.is_none())
-            .map(|s| (id, s))
-    });
-    let (id, session) = existing.unwrap_or_else(|| app.sessions.anonymous());
+    // The browser's own token if it has one, so that a form opened in two
+    // tabs stays valid in both.
+    let token = cookie_value(&app, &headers, LOGIN_COOKIE)
+        .filter(|t| is_token(t))
+        .unwrap_or_else(random_token);
     let page = LoginPage {
-        csrf: &session.csrf,
+        csrf: &token,
         user: "",
         error: None,
         notice,
     };
-    with_cookie(html(StatusCode::OK, &page), &cookie(&app, &id))
+    with_cookie(
+        html(StatusCode::OK, &page),
+        &cookie(&app, LOGIN_COOKIE, &token),
+    )
 }
 
 async fn login(
@@ -340,19 +373,16 @@ async fn login(
         Ok(form) => form,
         Err(response) => return response,
     };
-    let Some(id) = session_id(&headers) else {
+    let Some(token) = cookie_value(&app, &headers, LOGIN_COOKIE).filter(|t| is_token(t)) else {
         return bad_token();
     };
-    let Some(session) = app.sessions.get(&id) else {
-        return bad_token();
-    };
-    if !same_token(form.get("csrf"), &session.csrf) {
+    if !same_token(form.get("csrf"), &token) {
         return bad_token();
     }
     let user = form.get("user").trim();
     let again = |status: StatusCode, error: String| {
         let page = LoginPage {
-            csrf: &session.csrf,
+            csrf: &token,
             user,
             error: Some(error),
             notice: None,
@@ -374,6 +404,18 @@ async fn login(
             "Enter your user name and password.".into(),
         );
     }
+    if user.len() > MAX_USER {
+        return again(
+            StatusCode::UNAUTHORIZED,
+            "Wrong user name or password.".into(),
+        );
+    }
+    // Where the login begins: the epoch before the password is checked, so
+    // that a change landing meanwhile revokes the session this opens. Its
+    // answer waits until the password is known to be right, so that it
+    // tells nothing of whether the user exists.
+    let at = Instant::now();
+    let before = app.api.status(user).await;
     let verified = match app.api.verify(user, form.get("password")).await {
         Ok(verified) => verified,
         // One message whether or not the user exists (or has a password).
@@ -408,18 +450,30 @@ async fn login(
         }
         Err(_) => return unavailable(),
     };
-    let epoch = match app.api.status(user).await {
+    let epoch = match before {
         Ok(account) => account.session_epoch,
         Err(_) => return unavailable(),
     };
+    // A session the browser still had (another user's, say) ends here.
+    if let Some(old) = session_id(&app, &headers) {
+        app.sessions.end(&old);
+    }
     let must_change = verified != Verified::Ok;
-    let id = app.sessions.log_in(&id, user, epoch, must_change);
+    let (id, _) = app.sessions.log_in(Login {
+        user: user.to_owned(),
+        start: LoginStart { epoch, at },
+        must_change,
+    });
     let target = if must_change {
         "/profile/password"
     } else {
         "/profile"
     };
-    with_cookie(Redirect::to(target).into_response(), &cookie(&app, &id))
+    let response = with_cookie(
+        Redirect::to(target).into_response(),
+        &cookie(&app, SESSION_COOKIE, &id),
+    );
+    with_cookie(response, &clear_cookie(&app, LOGIN_COOKIE))
 }
 
 async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
@@ -427,7 +481,7 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
         Ok(form) => form,
         Err(response) => return response,
     };
-    let Some(id) = session_id(&headers) else {
+    let Some(id) = session_id(&app, &headers) else {
         return bad_token();
     };
     match app.sessions.get(&id) {
@@ -435,7 +489,7 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
             app.sessions.end(&id);
             with_cookie(
                 Redirect::to("/login?ended=out").into_response(),
-                &clear_cookie(&app),
+                &clear_cookie(&app, SESSION_COOKIE),
             )
         }
         Some(_) => bad_token(),
@@ -450,7 +504,7 @@ async fn profile(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         Ok(found) => found,
         Err(response) => return response,
     };
-    let login = session.login.as_ref().expect("a logged-in session");
+    let login = &session.login;
     if login.must_change {
         return Redirect::to("/profile/password").into_response();
     }
@@ -474,7 +528,7 @@ async fn password_form(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
     };
     let page = PasswordPage {
         csrf: &session.csrf,
-        must_change: session.login.as_ref().is_some_and(|l| l.must_change),
+        must_change: session.login.must_change,
         ..PasswordPage::default()
     };
     html(StatusCode::OK, &page)
@@ -492,7 +546,7 @@ async fn change_password(State(app): State<Arc<App>>, headers: HeaderMap, body: 
     if !same_token(form.get("csrf"), &session.csrf) {
         return bad_token();
     }
-    let login = session.login.as_ref().expect("a logged-in session");
+    let login = &session.login;
     let mut page = PasswordPage {
         csrf: &session.csrf,
         must_change: login.must_change,
@@ -515,10 +569,13 @@ async fn change_password(State(app): State<Arc<App>>, headers: HeaderMap, body: 
         Ok(epoch) => {
             // Every other session of the user ends at its next request
             // (with the reason shown), this one now.
-            app.revocations.heard(&login.user, epoch, "", 0);
+            app.revocations.changed(&login.user, epoch);
             app.sessions.end(&id);
             let done = DonePage { user: &login.user };
-            return with_cookie(html(StatusCode::OK, &done), &clear_cookie(&app));
+            return with_cookie(
+                html(StatusCode::OK, &done),
+                &clear_cookie(&app, SESSION_COOKIE),
+            );
         }
         Err(Refused::AuthenticationFailed) => {
             page.current_error = Some("The current password is wrong.")
@@ -565,19 +622,42 @@ async fn style() -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_session_cookie_is_found_among_others() {
+    fn app(secure_cookie: bool) -> App {
+        App::new(&Config {
+            secure_cookie,
+            ..Config::default()
+        })
+    }
+
+    fn cookies(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; credsync_session=abc; b=2"),
+        headers.insert(header::COOKIE, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_only_alone() {
+        let plain = app(false);
+        let found = |value| session_id(&plain, &cookies(value));
+        assert_eq!(
+            found("a=1; credsync_session=abc; b=2").as_deref(),
+            Some("abc")
         );
-        assert_eq!(session_id(&headers).as_deref(), Some("abc"));
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("xcredsync_session=abc"),
+        assert_eq!(found("xcredsync_session=abc"), None);
+        assert_eq!(
+            found("credsync_session=a; credsync_session=b"),
+            None,
+            "a planted twin"
         );
-        assert_eq!(session_id(&headers), None);
+        let secure = app(true);
+        let found = |value| session_id(&secure, &cookies(value));
+        assert_eq!(found("credsync_session=abc"), None, "no __Host- prefix");
+        assert_eq!(found("__Host-credsync_session=abc").as_deref(), Some("abc"));
+        assert!(
+            cookie(&secure, SESSION_COOKIE, "abc")
+                .starts_with("__Host-credsync_session=abc; Path=/;")
+        );
+        assert!(cookie(&secure, SESSION_COOKIE, "abc").ends_with("; Secure"));
     }
 
     #[test]

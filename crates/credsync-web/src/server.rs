@@ -1,7 +1,10 @@
 //! The HTTP side: connections accepted up to `max_connections` (one more is
-//! closed at once), HTTP/1.1 only, a request's headers within
-//! `request_timeout_secs` and at most 16 KiB of them, optional TLS
-//! (rustls), and the same security headers on every response.
+//! closed at once), at most `PER_ADDRESS` of them from one client address,
+//! each for at most `LIFETIME` (a client that stops reading its replies
+//! cannot hold one for ever); HTTP/1.1 only, a request's headers within
+//! `request_timeout_secs` (idle keep-alives too) and at most 16 KiB of them;
+//! optional TLS (rustls); the same security headers on every response the
+//! page makes (hyper's own bare refusals, 400 and 431, have no body).
 #![forbid(unsafe_code)]
 
 use crate::config::Config;
@@ -10,8 +13,10 @@ use axum::Router;
 use axum::http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -25,6 +30,10 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// hyper's smallest read buffer; the request line and headers must fit.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Connections one client address may hold at once.
+const PER_ADDRESS: usize = 32;
+/// The longest a connection is served, however busy.
+const LIFETIME: Duration = Duration::from_secs(300);
 
 pub struct Server {
     listener: TcpListener,
@@ -59,6 +68,7 @@ impl Server {
     /// Serves until the process is told to stop.
     pub async fn serve(self, router: Router) {
         let slots = Arc::new(Semaphore::new(self.max_connections));
+        let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         let hsts = self.tls.is_some();
         let trusted = Arc::new(self.trusted_proxies);
         loop {
@@ -74,23 +84,34 @@ impl Server {
                 drop(stream);
                 continue;
             };
+            let peer = SocketAddr::new(canonical(peer.ip()), peer.port());
+            let Some(held) = AddressSlot::take(&per_address, peer.ip()) else {
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let router = router.clone();
             let tls = self.tls.clone();
             let trusted = Arc::clone(&trusted);
             let timeout = self.request_timeout;
             tokio::spawn(async move {
-                let _slot = slot;
-                match tls {
-                    None => serve_connection(stream, peer, router, &trusted, timeout, hsts).await,
-                    Some(acceptor) => {
-                        if let Ok(Ok(stream)) =
-                            tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await
-                        {
+                let _slots = (slot, held);
+                let served = async {
+                    match tls {
+                        None => {
                             serve_connection(stream, peer, router, &trusted, timeout, hsts).await;
                         }
+                        Some(acceptor) => {
+                            if let Ok(Ok(stream)) =
+                                tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await
+                            {
+                                serve_connection(stream, peer, router, &trusted, timeout, hsts)
+                                    .await;
+                            }
+                        }
                     }
-                }
+                };
+                let _ = tokio::time::timeout(LIFETIME, served).await;
             });
         }
     }
@@ -125,6 +146,48 @@ async fn serve_connection<S>(
     let _ = http.serve_connection(TokioIo::new(stream), service).await;
 }
 
+/// One of a client address's connections, given back when dropped.
+struct AddressSlot {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    address: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(held: &Arc<Mutex<HashMap<IpAddr, usize>>>, address: IpAddr) -> Option<AddressSlot> {
+        let mut map = held.lock().unwrap_or_else(|e| e.into_inner());
+        let count = map.entry(address).or_insert(0);
+        if *count >= PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            held: Arc::clone(held),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = map.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// An IPv4 address as itself, not as the IPv6 address a dual-stack
+/// listener sees it as.
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        IpAddr::V4(_) => address,
+    }
+}
+
 /// The peer, or the rightmost `X-Forwarded-For` address when the peer is a
 /// trusted proxy (the address the proxy itself saw).
 fn client_address<B>(peer: IpAddr, trusted: &[IpAddr], request: &Request<B>) -> IpAddr {
@@ -138,7 +201,13 @@ fn client_address<B>(peer: IpAddr, trusted: &[IpAddr], request: &Request<B>) -> 
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .next_back()
-        .and_then(|last| last.trim().parse().ok())
+        .and_then(|last| {
+            let last = last.trim();
+            last.parse()
+                .ok()
+                .or_else(|| last.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        })
+        .map(canonical)
         .unwrap_or(peer)
 }
 
@@ -218,6 +287,31 @@ mod tests {
             "198.51.100.7".parse::<IpAddr>().unwrap()
         );
         assert_eq!(client_address(stranger, &[proxy], &request), stranger);
+        let with_port = Request::builder()
+            .header("x-forwarded-for", "[2001:db8::7]:5000")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            client_address(proxy, &[proxy], &with_port),
+            "2001:db8::7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            canonical("::ffff:127.0.0.1".parse().unwrap()),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn one_address_holds_a_bounded_number_of_connections() {
+        let held = Arc::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let slots: Vec<_> = (0..PER_ADDRESS)
+            .map(|_| AddressSlot::take(&held, a).unwrap())
+            .collect();
+        assert!(AddressSlot::take(&held, a).is_none());
+        assert!(AddressSlot::take(&held, "192.0.2.2".parse().unwrap()).is_some());
+        drop(slots);
+        assert!(AddressSlot::take(&held, a).is_some(), "the slots came back");
     }
 
     #[test]

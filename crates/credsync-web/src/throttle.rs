@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Addresses remembered at most; full buckets are forgotten first.
+/// Addresses remembered at most; full buckets are forgotten first, then
+/// the least recently heard.
 const MAX_ADDRESSES: usize = 65536;
 
 pub struct Throttle {
@@ -40,10 +41,14 @@ impl Throttle {
         let address = network_of(address);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_ADDRESSES && !buckets.contains_key(&address) {
+            // Full buckets are as good as none; failing that, the address
+            // heard from longest ago is forgotten, never a new one refused.
             let per_minute = self.per_minute;
             buckets.retain(|_, b| refilled(*b, per_minute, now) < per_minute);
-            if buckets.len() >= MAX_ADDRESSES {
-                return Err(Duration::from_secs(60));
+            if buckets.len() >= MAX_ADDRESSES
+                && let Some(oldest) = buckets.iter().min_by_key(|(_, b)| b.at).map(|(a, _)| *a)
+            {
+                buckets.remove(&oldest);
             }
         }
         let bucket = buckets.entry(address).or_insert(Bucket {
