@@ -559,9 +559,9 @@ done
 python3 - "$web_port" admin "$second" >"$work/browser.txt" 2>&1 <<'PY' || fail "credsync-web: $(cat "$work/browser.txt" "$work/web.log")"
 import http.client, re, sys, urllib.parse
 port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-def request(method, path, session=None, form=None):
+def request(method, path, cookie=None, form=None):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Cookie": "credsync_session=" + session} if session else {}
+    headers = {"Cookie": cookie} if cookie else {}
     body = None
     if form is not None:
         body = urllib.parse.urlencode(form)
@@ -569,24 +569,28 @@ def request(method, path, session=None, form=None):
     connection.request(method, path, body, headers)
     response = connection.getresponse()
     return response, response.read().decode()
-def session_of(response):
-    found = re.search(r"credsync_session=([^;]+)", response.getheader("Set-Cookie") or "")
-    return found.group(1) if found else None
+def cookie_of(response, name):
+    # The cookie the response sets (not one it clears), as name=value.
+    for header in response.headers.get_all("Set-Cookie") or []:
+        pair = header.split(";")[0].strip()
+        if pair.startswith(name + "=") and len(pair) > len(name) + 1:
+            return pair
+    return None
 response, page = request("GET", "/login")
 assert response.status == 200, "GET /login: %d" % response.status
 assert 'autocomplete="username"' in page, "the login form has no autocomplete=username field"
 assert response.getheader("Content-Security-Policy"), "GET /login: no Content-Security-Policy"
-session = session_of(response)
+login_cookie = cookie_of(response, "credsync_login")
 csrf = re.search(r'name="csrf" value="([^"]+)"', page)
-assert session and csrf, "GET /login: no session cookie or no csrf field"
+assert login_cookie and csrf, "GET /login: no login cookie or no csrf field"
 form = {"csrf": csrf.group(1), "user": user, "password": password + "x"}
-response, page = request("POST", "/login", session, form)
+response, page = request("POST", "/login", login_cookie, form)
 assert response.status == 401, "a wrong password: %d" % response.status
 form["password"] = password
-response, page = request("POST", "/login", session, form)
+response, page = request("POST", "/login", login_cookie, form)
 assert response.status == 303, "POST /login: %d %s" % (response.status, page[:400])
 assert response.getheader("Location") == "/profile", "POST /login went to %s" % response.getheader("Location")
-response, page = request("GET", "/profile", session_of(response))
+response, page = request("GET", "/profile", cookie_of(response, "credsync_session"))
 assert response.status == 200, "GET /profile: %d" % response.status
 assert '<dd id="profile-user">%s</dd>' % user in page, "/profile does not show " + user
 print("GET /login 200, autocomplete=username, Content-Security-Policy; a wrong password 401; "
