@@ -839,11 +839,7 @@ fn the_policy_refuses_with_every_rule_and_too_soon_with_the_day() {
 fn repeated_failures_lock_verify_and_change_until_root_sets_a_password() {
     let a = appliance();
     let sb = &a.sb;
-    std::fs::write(
-        sb.etc("security/faillock.conf"),
-        "dir = /run/credsync-faillock\n",
-    )
-    .unwrap();
+    sb.keep_tallies_in_run();
     let settings = Settings::fast()
         .set("policy.lockout", "failures", "2")
         .set("policy.lockout", "window_secs", "900")
@@ -2043,11 +2039,7 @@ fn socket_activation_serves_the_socket_systemd_passes() {
 fn api_call_prints_replies_and_maps_errors_to_exit_codes() {
     let a = appliance();
     let sb = &a.sb;
-    std::fs::write(
-        sb.etc("security/faillock.conf"),
-        "dir = /run/credsync-faillock\n",
-    )
-    .unwrap();
+    sb.keep_tallies_in_run();
     let settings = Settings::fast()
         .set("policy", "min_length", "12")
         .set("policy.lockout", "failures", "2")

@@ -349,6 +349,16 @@ impl Sandbox {
         std::fs::write(self.etc("credsync/credsync.toml"), toml).unwrap();
     }
 
+    /// pam_faillock's tallies (which credsync's lockout keeps too) in a
+    /// directory of the sandbox's `/run`, through the site's faillock.conf.
+    pub fn keep_tallies_in_run(&self) {
+        std::fs::write(
+            self.etc("security/faillock.conf"),
+            "dir = /run/credsync-faillock\n",
+        )
+        .unwrap();
+    }
+
     /// The bytes of the sandbox's `/etc/shadow`.
     pub fn shadow(&self) -> Vec<u8> {
         std::fs::read(self.etc("shadow")).expect("read the sandbox's /etc/shadow")

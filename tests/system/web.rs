@@ -60,11 +60,7 @@ fn appliance_with(settings: &Settings, web_toml: &str) -> Appliance {
     )
     .expect_ok("the page's system user");
     // pam_faillock's tallies where the sandbox may write them.
-    std::fs::write(
-        sb.etc("security/faillock.conf"),
-        "dir = /run/credsync-faillock\n",
-    )
-    .unwrap();
+    sb.keep_tallies_in_run();
     let service = Service::start(&sb, settings);
     let web = Web::start(&sb, service.socket(), web_toml);
     Appliance { sb, service, web }
@@ -303,6 +299,12 @@ async fn press(browser: &Client, label: &str) {
         .unwrap();
 }
 
+/// Logs in with the right password: Profile is shown.
+async fn log_in_to_profile(browser: &Client, web: &Web, user: &str, password: &str) {
+    log_in(browser, web, user, password).await;
+    shows(browser, "<h1>Profile</h1>").await;
+}
+
 async fn log_in(browser: &Client, web: &Web, user: &str, password: &str) {
     browser.goto(&web.url("/login")).await.unwrap();
     type_into(browser, "user", user).await;
@@ -363,8 +365,7 @@ fn log_in_change_the_password_and_log_in_again_with_the_new_one() {
         browser.goto(&a.web.url("/login")).await.unwrap();
         shows(&browser, "autocomplete=\"username\"").await;
         screenshot(&browser, "login").await;
-        log_in(&browser, &a.web, "alice", OLD).await;
-        shows(&browser, "<h1>Profile</h1>").await;
+        log_in_to_profile(&browser, &a.web, "alice", OLD).await;
         assert_eq!(path_of(&browser).await, "/profile");
         assert_eq!(text_of(&browser, "profile-user").await, "alice");
 
@@ -380,10 +381,14 @@ fn log_in_change_the_password_and_log_in_again_with_the_new_one() {
 
         log_in(&browser, &a.web, "alice", OLD).await;
         shows(&browser, "Wrong user name or password.").await;
-        log_in(&browser, &a.web, "alice", NEW).await;
-        shows(&browser, "<h1>Profile</h1>").await;
+        log_in_to_profile(&browser, &a.web, "alice", NEW).await;
         browser.close().await.unwrap();
     });
+    let log = a.web.log();
+    assert!(
+        !log.contains(OLD) && !log.contains(NEW),
+        "a password in the page's log:\n{log}"
+    );
 }
 
 #[test]
@@ -396,8 +401,7 @@ fn a_policy_refusal_shows_each_rule_at_the_new_password() {
     let driver = Driver::start();
     in_browser(async {
         let browser = driver.browser().await;
-        log_in(&browser, &a.web, "alice", OLD).await;
-        shows(&browser, "<h1>Profile</h1>").await;
+        log_in_to_profile(&browser, &a.web, "alice", OLD).await;
         change(&browser, &a.web, OLD, "short", "short").await;
         shows(&browser, "id=\"new-error\"").await;
         let rules = text_of(&browser, "new-error").await;
@@ -432,8 +436,7 @@ fn a_confirmation_that_differs_is_caught_before_the_service_is_asked() {
     let driver = Driver::start();
     in_browser(async {
         let browser = driver.browser().await;
-        log_in(&browser, &a.web, "alice", OLD).await;
-        shows(&browser, "<h1>Profile</h1>").await;
+        log_in_to_profile(&browser, &a.web, "alice", OLD).await;
         // A wrong current password too: had the service been asked, it
         // would have counted a failure.
         change(&browser, &a.web, WRONG, NEW, "Fresh!Horse-Battery8").await;
@@ -455,8 +458,7 @@ fn a_wrong_current_password_is_shown_at_its_field() {
     let driver = Driver::start();
     in_browser(async {
         let browser = driver.browser().await;
-        log_in(&browser, &a.web, "alice", OLD).await;
-        shows(&browser, "<h1>Profile</h1>").await;
+        log_in_to_profile(&browser, &a.web, "alice", OLD).await;
         change(&browser, &a.web, WRONG, NEW, NEW).await;
         shows(&browser, "id=\"current-error\"").await;
         assert_eq!(
@@ -543,8 +545,7 @@ fn a_change_in_one_browser_logs_out_the_other() {
         let first = driver.browser().await;
         let second = driver.browser().await;
         for browser in [&first, &second] {
-            log_in(browser, &a.web, "alice", OLD).await;
-            shows(browser, "<h1>Profile</h1>").await;
+            log_in_to_profile(browser, &a.web, "alice", OLD).await;
         }
         change(&first, &a.web, OLD, NEW, NEW).await;
         shows(&first, "Password updated successfully").await;
@@ -570,14 +571,12 @@ fn a_change_with_the_cli_or_behind_credsyncs_back_logs_out_the_browser() {
     let driver = Driver::start();
     in_browser(async {
         let browser = driver.browser().await;
-        log_in(&browser, &a.web, "alice", OLD).await;
-        shows(&browser, "<h1>Profile</h1>").await;
+        log_in_to_profile(&browser, &a.web, "alice", OLD).await;
         a.sb.credsync(&["recover", "alice", "--stdin"], &format!("{NEW}\n"))
             .expect_ok("recover");
         logged_out_soon(&browser, &a.web).await;
 
-        log_in(&browser, &a.web, "alice", NEW).await;
-        shows(&browser, "<h1>Profile</h1>").await;
+        log_in_to_profile(&browser, &a.web, "alice", NEW).await;
         a.sb.chpasswd("alice", OLD);
         logged_out_soon(&browser, &a.web).await;
         browser.close().await.unwrap();
@@ -662,6 +661,34 @@ fn an_unknown_user_and_a_wrong_password_look_the_same() {
     let shown = |reply: &Reply, user: &str| reply.body.replace(&format!("value=\"{user}\""), "");
     assert_eq!(shown(&unknown, "nobody-here"), shown(&wrong, "alice"));
     assert_secure_headers(&wrong, "a refused login");
+}
+
+/// An expired account (shadow's field 8 past) has its own message, which
+/// a wrong password for it does not get.
+#[test]
+fn an_expired_account_has_its_own_message() {
+    let a = appliance();
+    a.sb.root_sh("chage -E 2000-01-01 alice", "")
+        .expect_ok("chage -E");
+    let form = get(&a.web, "/login", None);
+    let expired = post(
+        &a.web,
+        "/login",
+        Some(&form.cookie()),
+        &[("csrf", &form.csrf()), ("user", "alice"), ("password", OLD)],
+    );
+    assert_eq!(expired.status, 403, "{}", expired.body);
+    assert!(
+        expired
+            .body
+            .contains("This account has expired. Ask an administrator to renew it."),
+        "{}",
+        expired.body
+    );
+    assert_eq!(
+        get(&a.web, "/profile", None).header("location"),
+        Some("/login")
+    );
 }
 
 // ---- HTTP: headers, cookies, CSRF, limits ----
