@@ -1,5 +1,6 @@
 //! One change, two stores, no split. Every password change — `passwd`,
-//! `recover`, `import` — goes through `apply`, which writes in one fixed order:
+//! `recover`, `import`, a fleet entry — goes through `apply` (or, with the
+//! hashes made elsewhere, `apply_hashed`), which writes in one fixed order:
 //!
 //! 1. hash every new password (crypt for Linux, Argon2id for the application),
 //!    in parallel (`hashing_threads`: the cores, bounded by the batch's
@@ -21,10 +22,10 @@ use crate::error::Error;
 use crate::fault;
 use crate::secret::Password;
 use crate::store::app_hash::AppHasher;
-use crate::store::{Intent, Provenance};
+use crate::store::{FleetStamp, Intent, Provenance};
 use crate::stores::Stores;
 use crate::system::crypt::{self, HashMethod, LinuxHash};
-use crate::system::shadow::{self, LastChange};
+use crate::system::shadow::{self, Aging, LastChange};
 use crate::system::{Paths, opasswd, passwd, signals};
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
@@ -58,9 +59,73 @@ pub fn apply(
     request: Request,
 ) -> Result<(), Error> {
     // Fail before the slow hashing when a user is unknown; re-checked under the lock.
-    check_users_exist(&shadow::read_unlocked(paths)?, &request.changes)?;
+    check_users_exist(
+        &shadow::read_unlocked(paths)?,
+        request.changes.iter().map(|c| &c.user),
+    )?;
     let hashed = hash_all(&request.changes, method, &config.argon2)?;
+    let changes = request
+        .changes
+        .into_iter()
+        .zip(hashed)
+        .map(|(change, hashed)| HashedChange {
+            user: change.user,
+            linux: hashed.linux,
+            app: Some(hashed.app),
+            fleet: None,
+        })
+        .collect();
+    apply_hashed(
+        paths,
+        config,
+        store_owner,
+        HashedRequest {
+            changes,
+            must_change: request.must_change,
+            provenance: request.provenance,
+            aging: None,
+        },
+    )
+    .map(drop)
+}
 
+/// A change whose hashes were made elsewhere: a line of `import --hashed`,
+/// or a fleet entry the conductor hashed once for every node.
+pub struct HashedChange {
+    pub user: UserName,
+    pub linux: LinuxHash,
+    /// `None`: derived from the password at its first `verify`.
+    pub app: Option<String>,
+    /// The fleet entry this change applies (recorded with the record).
+    pub fleet: Option<FleetStamp>,
+}
+
+pub struct HashedRequest {
+    pub changes: Vec<HashedChange>,
+    pub must_change: bool,
+    pub provenance: Provenance,
+    /// Shadow's aging fields to write; `None`: the local policy's.
+    pub aging: Option<Aging>,
+}
+
+/// What [`apply_hashed`] did for each change, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Both stores were written (the session epoch went up).
+    Written,
+    /// A fleet entry both stores held already: only its version was recorded.
+    AlreadyHeld,
+}
+
+/// Steps 2 to 5 of a change, with the hashes given. A fleet entry that both
+/// stores hold already (the same Linux hash, Argon2id hash and must-change
+/// flag) rewrites nothing and ends no session: only its version is recorded.
+pub fn apply_hashed(
+    paths: &Paths,
+    config: &Config,
+    store_owner: u32,
+    request: HashedRequest,
+) -> Result<Vec<Applied>, Error> {
     // From before the first lock to after the last release, signals wait
     // (`ShadowLock` holds its own too); a signal that came meanwhile is
     // dropped once the locks are gone: the change is finished and reported
@@ -68,26 +133,44 @@ pub fn apply(
     // but a whole one is better).
     let held = signals::Blocked::new();
     let mut stores = Stores::lock(paths, config, store_owner)?;
-    check_users_exist(&stores.shadow, &request.changes)?;
-    let intents: Vec<Intent> = request
-        .changes
-        .iter()
-        .zip(hashed)
-        .map(|(change, hashed)| Intent {
-            user: change.user.clone(),
-            old_linux: stores
-                .shadow
-                .entry(&change.user)
-                .map(|e| e.hash)
-                .expect("checked above"),
-            new_linux: hashed.linux,
-            app_hash: hashed.app,
+    check_users_exist(&stores.shadow, request.changes.iter().map(|c| &c.user))?;
+    let mut intents = Vec::with_capacity(request.changes.len());
+    let mut outcome = Vec::with_capacity(request.changes.len());
+    let mut current = Vec::new();
+    for change in request.changes {
+        let old_linux = stores
+            .shadow
+            .entry(&change.user)
+            .map(|e| e.hash)
+            .expect("checked above");
+        let intent = Intent {
+            user: change.user,
+            old_linux,
+            new_linux: change.linux,
+            app_hash: change.app,
             provenance: request.provenance.clone(),
             must_change: request.must_change,
-        })
-        .collect();
-
-    let written = write_both(paths, config, &mut stores, &intents, &request);
+            fleet: change.fleet,
+        };
+        if intent.fleet.is_some() && holds_already(&stores, &intent)? {
+            outcome.push(Applied::AlreadyHeld);
+            current.push(intent);
+        } else {
+            outcome.push(Applied::Written);
+            intents.push(intent);
+        }
+    }
+    let aging = request.aging.unwrap_or_else(|| config.policy.aging());
+    let written = if intents.is_empty() {
+        Ok(())
+    } else {
+        write_both(paths, config, &mut stores, &intents, aging)
+    };
+    let noted = written.is_ok().then(|| {
+        current
+            .iter()
+            .try_for_each(|intent| stores.store.note_fleet_current(intent))
+    });
     drop(stores);
     held.discard_pending();
     if let Err(e) = written {
@@ -96,6 +179,7 @@ pub fn apply(
         }
         return Err(e);
     }
+    noted.transpose()?;
     for intent in &intents {
         audit::log(Event::Changed {
             user: &intent.user,
@@ -104,7 +188,19 @@ pub fn apply(
             auid: intent.provenance.auid,
         });
     }
-    Ok(())
+    Ok(outcome)
+}
+
+/// Whether both stores already hold what `intent` would write.
+fn holds_already(stores: &Stores, intent: &Intent) -> Result<bool, Error> {
+    let Some(record) = stores.store.record(&intent.user)? else {
+        return Ok(false);
+    };
+    Ok(intent.old_linux == intent.new_linux
+        && record.linux_hash == intent.new_linux
+        && !record.locked
+        && record.must_change == intent.must_change
+        && (intent.app_hash.is_none() || record.app_hash == intent.app_hash))
 }
 
 /// Steps 3 to 5: the intents, `/etc/shadow`, the records.
@@ -113,16 +209,15 @@ fn write_both(
     config: &Config,
     stores: &mut Stores,
     intents: &[Intent],
-    request: &Request,
+    aging: Aging,
 ) -> Result<(), Error> {
     fault::reached("locked");
     stores.store.record_intents(intents)?;
     fault::reached("intent-recorded");
 
-    let last_change = LastChange::after_change(request.provenance.at.day, request.must_change);
-    let aging = config.policy.aging();
     let mut updated = stores.shadow.clone();
     for intent in intents {
+        let last_change = LastChange::after_change(intent.provenance.at.day, intent.must_change);
         updated.set_password(&intent.user, &intent.new_linux, last_change);
         updated.set_aging(&intent.user, aging);
     }
@@ -180,16 +275,18 @@ fn keep_history(paths: &Paths, config: &Config, intents: &[Intent]) -> Result<()
     Ok(())
 }
 
-fn check_users_exist(shadow: &shadow::ShadowFile, changes: &[NewPassword]) -> Result<(), Error> {
+fn check_users_exist<'a>(
+    shadow: &shadow::ShadowFile,
+    users: impl Iterator<Item = &'a UserName>,
+) -> Result<(), Error> {
     let mut seen = HashSet::new();
-    for change in changes {
-        if shadow.entry(&change.user).is_none() {
-            return Err(Error::UnknownUser(change.user.clone()));
+    for user in users {
+        if shadow.entry(user).is_none() {
+            return Err(Error::UnknownUser(user.clone()));
         }
-        if !seen.insert(&change.user) {
+        if !seen.insert(user) {
             return Err(Error::Invalid(format!(
-                "user '{}' appears more than once",
-                change.user
+                "user '{user}' appears more than once"
             )));
         }
     }
@@ -314,7 +411,7 @@ mod tests {
             user: UserName::parse(user).unwrap(),
             old_linux: LinuxHash::from_field(old).unwrap(),
             new_linux: LinuxHash::from_field("$y$new").unwrap(),
-            app_hash: String::new(),
+            app_hash: None,
             provenance: Provenance {
                 at: crate::clock::Now::at(0),
                 by: "root".into(),
@@ -322,6 +419,7 @@ mod tests {
                 auid: None,
             },
             must_change: false,
+            fleet: None,
         };
         let intents = [intent("ann", "$y$ann-old"), intent("bob", "$y$bob-old")];
         keep_history(&paths, &Config::default(), &intents).unwrap();

@@ -67,7 +67,10 @@ pub fn check(
         // made, and the intent's own Argon2id hash is the password's.
         Drift::Pending => match store.intents()?.into_iter().find(|i| &i.user == user) {
             Some(intent) if entry.as_ref().is_some_and(|e| e.hash == intent.new_linux) => (
-                app_hash::verify(password, &intent.app_hash),
+                match &intent.app_hash {
+                    Some(phc) => app_hash::verify(password, phc),
+                    None => crypt::verify(password, &intent.new_linux),
+                },
                 intent.must_change,
             ),
             _ => (false, false),

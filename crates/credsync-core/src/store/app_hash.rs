@@ -128,9 +128,54 @@ pub fn verify(password: &Password, phc: &str) -> bool {
         .is_ok()
 }
 
+/// Takes an Argon2id PHC string made elsewhere only if it parses, names
+/// Argon2id version 0x13, and has parameters, a salt and a hash output that
+/// `verify` can use.
+pub fn check_phc(phc: &str) -> Result<(), &'static str> {
+    let parsed = PasswordHash::new(phc).map_err(|_| "is not a PHC string")?;
+    if parsed.algorithm != ARGON2ID_IDENT {
+        return Err("is not an Argon2id hash");
+    }
+    if parsed.version != Some(Version::V0x13.into()) {
+        return Err("does not name Argon2 version 19");
+    }
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err("lacks its salt or its hash");
+    }
+    Params::try_from(&parsed).map_err(|_| "has Argon2 parameters out of range")?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_argon2id_phc_strings_pass_the_check() {
+        let phc = cheap()
+            .hash(&Password::new(b"x".to_vec()).unwrap())
+            .unwrap();
+        assert_eq!(check_phc(&phc), Ok(()));
+        for (bad, why) in [
+            ("plaintext", "not a PHC"),
+            (
+                "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                "not an Argon2id",
+            ),
+            (
+                "$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                "version 19",
+            ),
+            ("$argon2id$v=19$m=64,t=1,p=1", "salt"),
+            (
+                "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                "out of range",
+            ),
+        ] {
+            let reason = check_phc(bad).unwrap_err();
+            assert!(reason.contains(why), "{bad}: {reason}");
+        }
+    }
 
     fn cheap() -> Argon2Cost {
         Argon2Cost {

@@ -2,8 +2,9 @@
 //! (`/var/lib/credsync/credsync.db`, WAL, `synchronous=FULL`) holding, per
 //! managed user, the Argon2id hash the application logs in against, the Linux
 //! hash that can restore `/etc/shadow`, when and by whom it changed, the session
-//! epoch and the must-change flag; the previous hashes (history); and the
-//! intents of changes in flight. `docs/schema.md` documents the tables for
+//! epoch and the must-change flag; the previous hashes (history); the
+//! intents of changes in flight; and, on a fleet node, the version of each
+//! user's fleet entry applied and the fleet's revision reached. `docs/schema.md` documents the tables for
 //! applications written in any language.
 #![forbid(unsafe_code)]
 
@@ -20,9 +21,57 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
-const SCHEMA: &str = "
+/// The intent table, named `$name` (schema 2 rebuilds it under another name).
+macro_rules! intent_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS ",
+            $name,
+            " (
+    user        TEXT PRIMARY KEY NOT NULL,
+    old_linux   TEXT NOT NULL,
+    new_linux   TEXT NOT NULL,
+    app_hash    TEXT,
+    changed_day INTEGER NOT NULL,
+    changed_at  INTEGER NOT NULL,
+    changed_by  TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    must_change INTEGER NOT NULL,
+    changed_by_auid INTEGER,
+    fleet          TEXT,
+    fleet_version  INTEGER,
+    fleet_revision INTEGER
+) STRICT;
+"
+        )
+    };
+}
+
+/// A fleet node's state: the entry applied per user, the revision reached.
+macro_rules! fleet_tables {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS fleet_applied (
+    user       TEXT PRIMARY KEY NOT NULL,
+    fleet      TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    revision   INTEGER NOT NULL,
+    set_by     TEXT NOT NULL,
+    linux_hash TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS fleet_progress (
+    fleet    TEXT PRIMARY KEY NOT NULL,
+    revision INTEGER NOT NULL
+) STRICT;
+"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS record (
     user          TEXT PRIMARY KEY NOT NULL,
     app_hash      TEXT,
@@ -44,19 +93,10 @@ CREATE TABLE IF NOT EXISTS history (
     retired_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS history_by_user ON history (user, retired_at);
-CREATE TABLE IF NOT EXISTS intent (
-    user        TEXT PRIMARY KEY NOT NULL,
-    old_linux   TEXT NOT NULL,
-    new_linux   TEXT NOT NULL,
-    app_hash    TEXT NOT NULL,
-    changed_day INTEGER NOT NULL,
-    changed_at  INTEGER NOT NULL,
-    changed_by  TEXT NOT NULL,
-    source      TEXT NOT NULL,
-    must_change INTEGER NOT NULL,
-    changed_by_auid INTEGER
-) STRICT;
-";
+",
+    intent_table!("intent"),
+    fleet_tables!()
+);
 
 /// From schema 1: the account's lock state in its own column (schema 1 kept
 /// an adopted `passwd -l` as a `!`-prefixed Linux hash), the login uid of
@@ -68,6 +108,24 @@ ALTER TABLE record ADD COLUMN pam_service TEXT;
 ALTER TABLE intent ADD COLUMN changed_by_auid INTEGER;
 UPDATE record SET locked = 1, linux_hash = ltrim(linux_hash, '!') WHERE linux_hash LIKE '!%';
 ";
+
+/// From schema 2: an intent may lack the Argon2id hash (`import --hashed`
+/// without one: derived at the first `verify`, as after an adoption), and
+/// carries the fleet entry it applies, so the version lands in the same
+/// transaction as the record. A STRICT table's column can't drop NOT NULL in
+/// place: the table is rebuilt, its rows kept. The fleet's own tables are new.
+const MIGRATE_FROM_2: &str = concat!(
+    intent_table!("intent_v3"),
+    "
+INSERT INTO intent_v3 (user, old_linux, new_linux, app_hash, changed_day, changed_at,
+    changed_by, source, must_change, changed_by_auid)
+    SELECT user, old_linux, new_linux, app_hash, changed_day, changed_at,
+    changed_by, source, must_change, changed_by_auid FROM intent;
+DROP TABLE intent;
+ALTER TABLE intent_v3 RENAME TO intent;
+",
+    fleet_tables!()
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -109,6 +167,8 @@ pub enum Source {
     /// A change made through PAM (`passwd`, `chpasswd`, a forced change at
     /// login), taken into the record by pam_credsync in the same operation.
     Pam,
+    /// A fleet entry signed by the conductor, applied by `credsync-fleet`.
+    Fleet,
     /// A self-service change through the service (`ChangePassword`): an
     /// application acting for the user, who proved the current password.
     Api,
@@ -123,6 +183,7 @@ impl Source {
             Source::Adopted => "adopted",
             Source::Pam => "pam",
             Source::Api => "api",
+            Source::Fleet => "fleet",
         }
     }
 
@@ -133,6 +194,7 @@ impl Source {
             "adopted" => Source::Adopted,
             "pam" => Source::Pam,
             "api" => Source::Api,
+            "fleet" => Source::Fleet,
             _ => Source::Passwd,
         }
     }
@@ -198,9 +260,35 @@ pub struct Intent {
     pub user: UserName,
     pub old_linux: LinuxHash,
     pub new_linux: LinuxHash,
-    pub app_hash: String,
+    /// `None` for a hash-only import: derived at the first `verify`.
+    pub app_hash: Option<String>,
     pub provenance: Provenance,
     pub must_change: bool,
+    /// The fleet entry this change applies, recorded with the record.
+    pub fleet: Option<FleetStamp>,
+}
+
+/// Which fleet entry a change applies: the fleet, the entry's version, and
+/// the etcd revision it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetStamp {
+    pub fleet: String,
+    pub version: u64,
+    pub revision: i64,
+}
+
+/// The fleet entry a node last applied for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetApplied {
+    pub user: UserName,
+    pub fleet: String,
+    pub version: u64,
+    pub revision: i64,
+    /// The conductor's user who set it.
+    pub set_by: String,
+    /// The Linux hash the entry set: shadow holding another means a local change.
+    pub linux_hash: LinuxHash,
+    pub applied_at: i64,
 }
 
 impl Intent {
@@ -209,7 +297,7 @@ impl Intent {
     pub fn as_record(&self) -> Record {
         Record {
             user: self.user.clone(),
-            app_hash: Some(self.app_hash.clone()),
+            app_hash: self.app_hash.clone(),
             linux_hash: self.new_linux.clone(),
             changed_day: self.provenance.at.day,
             changed_at: self.provenance.at.unix_secs,
@@ -272,9 +360,10 @@ impl Store {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let migration = match version {
-            v if v >= SCHEMA_VERSION => "",
-            1 => MIGRATE_FROM_1,
-            _ => SCHEMA,
+            v if v >= SCHEMA_VERSION => String::new(),
+            1 => format!("{MIGRATE_FROM_1} {MIGRATE_FROM_2}"),
+            2 => MIGRATE_FROM_2.to_owned(),
+            _ => SCHEMA.to_owned(),
         };
         if !migration.is_empty() {
             self.conn.execute_batch(&format!(
@@ -438,10 +527,12 @@ impl Store {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO intent (user, old_linux, new_linux, app_hash,
-                 changed_day, changed_at, changed_by, source, must_change, changed_by_auid)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 changed_day, changed_at, changed_by, source, must_change, changed_by_auid,
+                 fleet, fleet_version, fleet_revision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for i in intents {
+                let fleet = i.fleet.as_ref();
                 insert.execute(params![
                     i.user.as_str(),
                     i.old_linux.as_str(),
@@ -453,6 +544,9 @@ impl Store {
                     i.provenance.source.as_str(),
                     i.must_change,
                     i.provenance.auid,
+                    fleet.map(|f| &f.fleet),
+                    fleet.map(|f| version_column(f.version)),
+                    fleet.map(|f| f.revision),
                 ])?;
             }
         }
@@ -466,6 +560,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         for i in intents {
             replace_record(&tx, &i.as_record(), Some(&i.old_linux), i.provenance.at)?;
+            if let Some(stamp) = &i.fleet {
+                note_fleet_applied(&tx, i, stamp)?;
+            }
             tx.prepare_cached("DELETE FROM intent WHERE user = ?1")?
                 .execute([i.user.as_str()])?;
         }
@@ -531,6 +628,52 @@ impl Store {
             .conn
             .prepare_cached("SELECT 1 FROM history WHERE user = ?1 AND linux_hash = ?2 LIMIT 1")?;
         Ok(stmt.exists(params![user.as_str(), hash.as_str()])?)
+    }
+
+    /// The fleet entry last applied for each user, by name.
+    pub fn fleet_applied(&self) -> Result<Vec<FleetApplied>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM fleet_applied ORDER BY user")?;
+        let rows = stmt.query_map([], fleet_applied_from_row)?;
+        Ok(rows
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// An entry whose hashes the stores hold already (a node that applied it
+    /// before a crash, or a reconcile of an unchanged password): only the
+    /// version is recorded, with nothing rewritten and no session ended.
+    pub fn note_fleet_current(&mut self, intent: &Intent) -> Result<(), StoreError> {
+        let Some(stamp) = &intent.fleet else {
+            return Ok(());
+        };
+        let tx = self.conn.transaction()?;
+        note_fleet_applied(&tx, intent, stamp)?;
+        Ok(tx.commit()?)
+    }
+
+    /// The etcd revision this node has read the fleet's entries up to.
+    pub fn fleet_revision(&self, fleet: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT revision FROM fleet_progress WHERE fleet = ?1")?
+            .query_row([fleet], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records that every entry up to `revision` was handled (applied,
+    /// current, or refused and reported). Never moves backwards.
+    pub fn set_fleet_revision(&mut self, fleet: &str, revision: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO fleet_progress VALUES (?1, ?2) ON CONFLICT (fleet)
+                 DO UPDATE SET revision = max(revision, excluded.revision)",
+            )?
+            .execute(params![fleet, revision])?;
+        Ok(())
     }
 
     /// Fills in the Argon2id hash of an adopted record, if the record still holds
@@ -609,6 +752,55 @@ fn replace_record(
     Ok(())
 }
 
+/// The fleet entry's version, and the revision it came with, in the same
+/// transaction as the record (or alone, for an entry already held).
+fn note_fleet_applied(
+    tx: &Transaction<'_>,
+    intent: &Intent,
+    stamp: &FleetStamp,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT OR REPLACE INTO fleet_applied VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+        .execute(params![
+            intent.user.as_str(),
+            stamp.fleet,
+            version_column(stamp.version),
+            stamp.revision,
+            intent.provenance.by,
+            intent.new_linux.as_str(),
+            intent.provenance.at.unix_secs,
+        ])?;
+    tx.prepare_cached(
+        "INSERT INTO fleet_progress VALUES (?1, ?2) ON CONFLICT (fleet)
+         DO UPDATE SET revision = max(revision, excluded.revision)",
+    )?
+    .execute(params![stamp.fleet, stamp.revision])?;
+    Ok(())
+}
+
+/// SQLite integers are signed: versions beyond `i64::MAX` are refused where
+/// entries are parsed, so this never saturates in practice.
+fn version_column(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
+fn fleet_applied_from_row(r: &Row<'_>) -> rusqlite::Result<Option<FleetApplied>> {
+    let user: String = r.get("user")?;
+    let linux: String = r.get("linux_hash")?;
+    let (Ok(user), Some(linux_hash)) = (UserName::parse(&user), LinuxHash::from_field(&linux))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(FleetApplied {
+        user,
+        fleet: r.get("fleet")?,
+        version: u64::try_from(r.get::<_, i64>("version")?).unwrap_or(0),
+        revision: r.get("revision")?,
+        set_by: r.get("set_by")?,
+        linux_hash,
+        applied_at: r.get("applied_at")?,
+    }))
+}
+
 /// Rows whose user or hash no longer validates (edited by hand) are skipped:
 /// credsync never writes such a value into a file.
 ///
@@ -677,7 +869,23 @@ fn intent_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Intent>> {
             auid: optional_column(r, "changed_by_auid")?.flatten(),
         },
         must_change: r.get("must_change")?,
+        fleet: fleet_stamp_from_row(r)?,
     }))
+}
+
+/// The fleet columns of an intent row (absent before schema 3).
+fn fleet_stamp_from_row(r: &Row<'_>) -> rusqlite::Result<Option<FleetStamp>> {
+    let fleet: Option<String> = optional_column(r, "fleet")?.flatten();
+    let version: Option<i64> = optional_column(r, "fleet_version")?.flatten();
+    let revision: Option<i64> = optional_column(r, "fleet_revision")?.flatten();
+    Ok(match (fleet, version, revision) {
+        (Some(fleet), Some(version), Some(revision)) => Some(FleetStamp {
+            fleet,
+            version: u64::try_from(version).unwrap_or(0),
+            revision,
+        }),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -693,7 +901,7 @@ mod tests {
             user: UserName::parse(user).unwrap(),
             old_linux: LinuxHash::from_field(old).unwrap(),
             new_linux: LinuxHash::from_field(new).unwrap(),
-            app_hash: format!("$argon2id$for-{new}"),
+            app_hash: Some(format!("$argon2id$for-{new}")),
             provenance: Provenance {
                 at: Now::at(day * 86_400),
                 by: "root".into(),
@@ -701,6 +909,7 @@ mod tests {
                 auid: None,
             },
             must_change: false,
+            fleet: None,
         }
     }
 

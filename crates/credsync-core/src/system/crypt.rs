@@ -228,6 +228,43 @@ pub fn verify(password: &Password, hash: &LinuxHash) -> bool {
     }
 }
 
+/// Takes a hash made elsewhere (`import --hashed`, a fleet entry) only if it
+/// is one: a modular crypt string (`$id$...`) that this system's libcrypt
+/// computes to a string of the same method, settings and length. Refused,
+/// each with its reason: plaintext; libcrypt's failure tokens (`*0`, `*1`);
+/// locked or disabled fields; DES and other hashes without `$`, which a
+/// 13-character plaintext could pass for; and methods this libcrypt lacks or
+/// was built without.
+pub fn check_hash(field: &str) -> Result<LinuxHash, &'static str> {
+    let Some(hash) = LinuxHash::from_field(field) else {
+        return Err("holds ':' or a line break");
+    };
+    if field.is_empty() {
+        return Err("is empty");
+    }
+    if field.starts_with('*') {
+        return Err("is libcrypt's failure token or a disabled password, not a hash");
+    }
+    if field.starts_with('!') {
+        return Err("is a locked hash; set the password, then lock it with 'passwd -l'");
+    }
+    let Some(settings_end) = field.rfind('$').filter(|_| field.starts_with('$')) else {
+        return Err("is not a crypt hash ($id$...): plaintext, or DES, which is refused");
+    };
+    let probe = Password::new(b"credsync-probe".to_vec()).map_err(|_| "cannot be checked")?;
+    let phrase = Phrase::new(&probe).map_err(|_| "cannot be checked")?;
+    let setting = CString::new(field).map_err(|_| "holds a NUL byte")?;
+    match crypt(&phrase, &setting) {
+        Some(computed)
+            if computed.len() == field.len()
+                && computed.as_bytes()[..settings_end] == field.as_bytes()[..settings_end] =>
+        {
+            Ok(hash)
+        }
+        _ => Err("is not a hash this system's libcrypt can verify"),
+    }
+}
+
 /// The method libcrypt itself prefers for new hashes (`crypt_preferred_method`,
 /// `$y$` in libxcrypt 4.4), when credsync knows it.
 pub fn preferred_algorithm() -> Option<Algorithm> {
@@ -415,6 +452,44 @@ mod tests {
 
     fn pw(s: &str) -> Password {
         Password::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    /// What `import --hashed` and fleet entries take: hashes of every method
+    /// libxcrypt builds, made by this libcrypt and by openssl; and what they
+    /// refuse, each for its own reason.
+    #[test]
+    fn only_real_hashes_pass_the_check() {
+        let method = |algorithm| HashMethod {
+            algorithm,
+            rounds: None,
+        };
+        for algorithm in [Algorithm::Yescrypt, Algorithm::Sha512, Algorithm::Sha256] {
+            let hash = hash_password(&pw("Some#Pass1"), &method(algorithm)).unwrap();
+            assert_eq!(check_hash(hash.as_str()).unwrap(), hash);
+        }
+        let openssl = Command::new("openssl")
+            .args(["passwd", "-6", "-salt", "saltsalt", "Some#Pass1"])
+            .output()
+            .unwrap();
+        let made_elsewhere = String::from_utf8(openssl.stdout).unwrap();
+        assert!(check_hash(made_elsewhere.trim()).is_ok());
+
+        let refused = |field: &str, why: &str| {
+            let reason = check_hash(field).unwrap_err();
+            assert!(reason.contains(why), "{field:?}: {reason}");
+        };
+        refused("Some#Pass1", "not a crypt hash");
+        refused("abcdefghijklm", "DES");
+        refused("*0", "failure token");
+        refused("!$6$saltsalt$x", "locked");
+        refused("", "empty");
+        refused("a:b", "':'");
+        // No such method, and a known method with a mangled body.
+        refused("$9z$salt$hash", "libcrypt can verify");
+        refused(
+            &format!("{}x", made_elsewhere.trim()),
+            "libcrypt can verify",
+        );
     }
 
     /// The algorithm a hash names by its prefix (`$2a$`/`$2y$` are blowfish).
