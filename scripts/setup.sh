@@ -30,6 +30,8 @@ need_packages=(
     chromium chromium-driver  # the web page's browser tests: headless Chromium driven over WebDriver
     fonts-liberation  # text in the browser tests' screenshots (without a font it renders as boxes)
     curl           # the web page's HTTP tests over TLS
+    etcd-server etcd-client  # the fleet tests' real 3-member etcd cluster (etcd, etcdctl) on 127.0.0.1
+    protobuf-compiler  # building the etcd client's gRPC definitions (credsync-fleet)
 )
 
 missing=()

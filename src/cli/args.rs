@@ -102,8 +102,18 @@ pub enum Command {
         #[arg(short, long)]
         expire: bool,
         /// accept passwords that break the policy, with warnings
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "hashed")]
         force: bool,
+        /// take `user:crypt_hash[:argon2id_phc]` lines, as `chpasswd -e` does; anything that is not a hash is refused
+        #[arg(short = 'H', long)]
+        hashed: bool,
+    },
+    /// the fleet on etcd: `set`, `import`, `status`, `reconcile`, `keygen` (root only; see credsync-fleet(8))
+    #[command(override_usage = "credsync fleet COMMAND [ARGS]")]
+    Fleet {
+        /// the fleet command and its arguments, passed to credsync-fleet
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<std::ffi::OsString>,
     },
     /// talk to the service (credsyncd) as the applications do
     #[command(

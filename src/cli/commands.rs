@@ -3,10 +3,10 @@
 #![forbid(unsafe_code)]
 
 use super::Context;
-use super::input::{self, Input, bad_line, parse_import};
+use super::input::{self, Input, bad_line, parse_hashed_import, parse_import};
 use super::report::{self, say};
 use credsync_core::account::UserName;
-use credsync_core::change::{self, NewPassword, Request};
+use credsync_core::change::{self, HashedRequest, NewPassword, Request};
 use credsync_core::clock;
 use credsync_core::error::Error;
 use credsync_core::judge::{self, Candidate, Judge};
@@ -37,6 +37,15 @@ fn site(ctx: &Context) -> Site<'_> {
     }
 }
 
+fn provenance(ctx: &Context, source: Source) -> Provenance {
+    Provenance {
+        at: ctx.now,
+        by: ctx.caller.name.to_string(),
+        source,
+        auid: ctx.caller.login_uid,
+    }
+}
+
 fn change(
     ctx: &Context,
     source: Source,
@@ -46,12 +55,7 @@ fn change(
     let request = Request {
         changes,
         must_change,
-        provenance: Provenance {
-            at: ctx.now,
-            by: ctx.caller.name.to_string(),
-            source,
-            auid: ctx.caller.login_uid,
-        },
+        provenance: provenance(ctx, source),
     };
     change::apply(
         &ctx.paths,
@@ -231,8 +235,11 @@ pub fn recover(
     Ok(())
 }
 
-pub fn import(ctx: &Context, expire: bool, force: bool) -> Result<(), Error> {
+pub fn import(ctx: &Context, expire: bool, force: bool, hashed: bool) -> Result<(), Error> {
     ctx.caller.require_root("import passwords")?;
+    if hashed {
+        return import_hashed(ctx, expire);
+    }
     let batch = parse_import(&mut input::Stdin::new())?;
     judge_batch(ctx, &batch, force)?;
     let users: Vec<UserName> = batch.iter().map(|(_, c)| c.user.clone()).collect();
@@ -240,6 +247,30 @@ pub fn import(ctx: &Context, expire: bool, force: bool) -> Result<(), Error> {
         batch.iter().map(|(n, c)| (c.user.clone(), *n)).collect();
     let changes = batch.into_iter().map(|(_, c)| c).collect();
     change(ctx, Source::Import, changes, expire).map_err(|e| match e {
+        Error::UnknownUser(user) => {
+            bad_line(line_of[&user], &format!("user '{user}' does not exist"))
+        }
+        other => other,
+    })?;
+    say(ctx, &format!("{} password(s) changed", users.len()));
+    report::changed(ctx, &users);
+    Ok(())
+}
+
+/// `import --hashed`: the hashes go in as given, through the same change
+/// path. There are no passwords, so no policy to judge.
+fn import_hashed(ctx: &Context, expire: bool) -> Result<(), Error> {
+    let batch = parse_hashed_import(&mut input::Stdin::new())?;
+    let users: Vec<UserName> = batch.iter().map(|(_, c)| c.user.clone()).collect();
+    let line_of: HashMap<UserName, usize> =
+        batch.iter().map(|(n, c)| (c.user.clone(), *n)).collect();
+    let request = HashedRequest {
+        changes: batch.into_iter().map(|(_, c)| c).collect(),
+        must_change: expire,
+        provenance: provenance(ctx, Source::Import),
+        aging: None,
+    };
+    change::apply_hashed(&ctx.paths, &ctx.config, ctx.store_owner, request).map_err(|e| match e {
         Error::UnknownUser(user) => {
             bad_line(line_of[&user], &format!("user '{user}' does not exist"))
         }

@@ -5,9 +5,11 @@
 #![forbid(unsafe_code)]
 
 use credsync_core::account::UserName;
-use credsync_core::change::NewPassword;
+use credsync_core::change::{HashedChange, NewPassword};
 use credsync_core::error::Error;
 use credsync_core::secret::{MAX_PASSWORD_LEN, Password, PasswordError};
+use credsync_core::store::app_hash;
+use credsync_core::system::crypt;
 use credsync_core::system::terminal::{self, AskError};
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read};
@@ -211,6 +213,65 @@ pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<(usize, NewPassword
     if batch.is_empty() {
         return Err(Error::Invalid(
             "no user:password lines on standard input; nothing was changed".into(),
+        ));
+    }
+    Ok(batch)
+}
+
+/// `import --hashed`: `user:crypt_hash[:argon2id_phc]` per line, as
+/// `chpasswd -e` takes them, but only what is a hash: each crypt hash must be
+/// one this system's libcrypt verifies, each PHC string an Argon2id one
+/// (`crypt::check_hash`, `app_hash::check_phc`). The first bad line refuses
+/// the whole batch, naming its number. Without the PHC string the record's
+/// Argon2id hash is derived at the first `verify`.
+pub fn parse_hashed_import(reader: &mut impl BufRead) -> Result<Vec<(usize, HashedChange)>, Error> {
+    const MAX_LINE: usize = 4096;
+    let mut batch: Vec<(usize, HashedChange)> = Vec::new();
+    let mut first_line: HashMap<UserName, usize> = HashMap::new();
+    for number in 1.. {
+        let line = match read_line(reader, MAX_LINE) {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(Error::Invalid(_)) => return Err(bad_line(number, "the line is too long")),
+            Err(e) => return Err(e),
+        };
+        if line.is_empty() {
+            continue;
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| bad_line(number, "not UTF-8"))?;
+        let mut fields = text.split(':');
+        let (Some(name), Some(crypt_hash), phc, None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad_line(number, "expected user:crypt_hash[:argon2id_phc]"));
+        };
+        let user = UserName::parse(name).map_err(|_| bad_line(number, "invalid user name"))?;
+        if let Some(first) = first_line.get(&user) {
+            return Err(bad_line(
+                number,
+                &format!("user '{user}' is already on line {first}"),
+            ));
+        }
+        first_line.insert(user.clone(), number);
+        let linux = crypt::check_hash(crypt_hash)
+            .map_err(|why| bad_line(number, &format!("the crypt hash {why}")))?;
+        if let Some(phc) = phc {
+            app_hash::check_phc(phc)
+                .map_err(|why| bad_line(number, &format!("the Argon2id hash {why}")))?;
+        }
+        batch.push((
+            number,
+            HashedChange {
+                user,
+                linux,
+                app: phc.map(str::to_owned),
+                fleet: None,
+            },
+        ));
+    }
+    if batch.is_empty() {
+        return Err(Error::Invalid(
+            "no user:crypt_hash lines on standard input; nothing was changed".into(),
         ));
     }
     Ok(batch)

@@ -6,6 +6,7 @@
 mod api;
 mod args;
 mod commands;
+mod fleet;
 pub mod input;
 mod report;
 
@@ -100,6 +101,9 @@ fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
         };
         return api::call(&invoker, &socket, method, parameters.as_deref(), *more);
     }
+    if let Command::Fleet { args } = &cli.command {
+        return fleet::hand_over(&invoker, cli.root.as_deref(), cli.json, args);
+    }
     let paths = match &cli.root {
         None if invoker.effective_uid != 0 => {
             return Err(Error::Denied(
@@ -139,7 +143,13 @@ fn run(invoker: Invoker, cli: Cli) -> Result<(), Error> {
         Command::Sync { dry_run } => commands::sync(&ctx, dry_run),
         Command::Status { user } => commands::status(&ctx, user.as_deref()),
         Command::Verify { user, stdin } => commands::verify(&ctx, &user, stdin),
-        Command::Import { expire, force } => commands::import(&ctx, expire, force),
-        Command::Api { .. } => unreachable!("answered before the context is built"),
+        Command::Import {
+            expire,
+            force,
+            hashed,
+        } => commands::import(&ctx, expire, force, hashed),
+        Command::Api { .. } | Command::Fleet { .. } => {
+            unreachable!("answered before the context is built")
+        }
     }
 }
