@@ -112,7 +112,11 @@ pub enum Command {
     #[command(override_usage = "credsync fleet COMMAND [ARGS]")]
     Fleet {
         /// the fleet command and its arguments, passed to credsync-fleet
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
         args: Vec<std::ffi::OsString>,
     },
     /// talk to the service (credsyncd) as the applications do

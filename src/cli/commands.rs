@@ -270,12 +270,14 @@ fn import_hashed(ctx: &Context, expire: bool) -> Result<(), Error> {
         provenance: provenance(ctx, Source::Import),
         aging: None,
     };
-    change::apply_hashed(&ctx.paths, &ctx.config, ctx.store_owner, request).map_err(|e| match e {
-        Error::UnknownUser(user) => {
-            bad_line(line_of[&user], &format!("user '{user}' does not exist"))
-        }
-        other => other,
-    })?;
+    change::apply_hashed(&ctx.paths, &ctx.config, ctx.store_owner, request).map_err(
+        |e| match e {
+            Error::UnknownUser(user) => {
+                bad_line(line_of[&user], &format!("user '{user}' does not exist"))
+            }
+            other => other,
+        },
+    )?;
     say(ctx, &format!("{} password(s) changed", users.len()));
     report::changed(ctx, &users);
     Ok(())

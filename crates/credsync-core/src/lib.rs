@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fault;
+pub mod input;
 pub mod judge;
 pub mod lockout;
 pub mod pam_change;

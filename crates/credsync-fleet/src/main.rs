@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    credsync_fleet::main()
+}

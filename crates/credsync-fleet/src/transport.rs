@@ -1,0 +1,285 @@
+//! What the fleet needs from its store of desired state, and etcd's answer.
+//!
+//! The agent and the conductor speak only to [`Transport`]: a prefix read at
+//! one revision, a prefix watch resumed from a revision, a compare-and-set
+//! put on a key's `mod_revision`, and a node report kept alive by a lease.
+//! Another engine can be added beside [`Etcd`] without touching the apply
+//! path.
+#![forbid(unsafe_code)]
+
+use crate::config::FleetConfig;
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
+};
+use std::time::Duration;
+
+/// One key as read.
+#[derive(Debug, Clone)]
+pub struct Kv {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub mod_revision: i64,
+}
+
+/// A prefix as of one revision.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub revision: i64,
+    pub kvs: Vec<Kv>,
+}
+
+#[derive(Debug)]
+pub enum Change {
+    Put(Kv),
+    Delete(String),
+}
+
+/// What a watch delivers next.
+#[derive(Debug)]
+pub enum Watched {
+    /// Changes up to `revision`.
+    Changes { revision: i64, changes: Vec<Change> },
+    /// The revision asked for was compacted away: read the prefix again.
+    Compacted,
+}
+
+/// The outcome of a compare-and-set put.
+#[derive(Debug)]
+pub enum Put {
+    /// Written at this revision.
+    Done(i64),
+    /// The key moved on: this is what it holds now (`None`: deleted).
+    Conflict(Option<Kv>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+impl From<etcd_client::Error> for TransportError {
+    fn from(e: etcd_client::Error) -> Self {
+        TransportError(match e {
+            etcd_client::Error::GRpcStatus(status) => {
+                format!("etcd refused: {}", status.message())
+            }
+            other => format!("etcd: {other}"),
+        })
+    }
+}
+
+pub trait Transport {
+    type Watch: Watch;
+    fn read_prefix(
+        &mut self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Snapshot, TransportError>> + Send;
+    fn read(
+        &mut self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Kv>, TransportError>> + Send;
+    /// Watches `prefix` from `revision` on (inclusive).
+    fn watch_prefix(
+        &mut self,
+        prefix: &str,
+        revision: i64,
+    ) -> impl Future<Output = Result<Self::Watch, TransportError>> + Send;
+    /// Puts every `(key, value, expected)` in one transaction, only if each
+    /// key's `mod_revision` is still `expected` (0: the key does not exist).
+    fn put_all_if(
+        &mut self,
+        writes: Vec<(String, String, i64)>,
+    ) -> impl Future<Output = Result<Put, TransportError>> + Send;
+    /// Writes a node's report under a lease of `ttl` (renewed by each call,
+    /// granted anew when it lapsed) and its last-seen time without one.
+    fn report(
+        &mut self,
+        report: (&str, String),
+        seen: (&str, String),
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+}
+
+pub trait Watch: Send {
+    fn next(&mut self) -> impl Future<Output = Result<Option<Watched>, TransportError>> + Send;
+}
+
+/// etcd v3 over TLS, as the identity of the configuration's certificate
+/// (etcd takes the certificate's CN as the user, and applies its roles).
+pub struct Etcd {
+    client: Client,
+    lease: Option<(i64, LeaseKeeper, etcd_client::LeaseKeepAliveStream)>,
+}
+
+impl Etcd {
+    pub async fn connect(config: &FleetConfig) -> Result<Etcd, TransportError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path)
+                .map_err(|e| TransportError(format!("cannot read {}: {e}", path.display())))
+        };
+        let tls = TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(read(&config.ca)?))
+            .identity(Identity::from_pem(read(&config.cert)?, read(&config.key)?));
+        let options = ConnectOptions::new()
+            .with_tls(tls)
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(10))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let client = Client::connect(&config.endpoints, Some(options)).await?;
+        Ok(Etcd {
+            client,
+            lease: None,
+        })
+    }
+
+    async fn renew(&mut self, ttl: Duration) -> Result<i64, TransportError> {
+        if let Some((id, keeper, stream)) = &mut self.lease {
+            keeper.keep_alive().await?;
+            if let Some(answer) = stream.message().await?
+                && answer.ttl() > 0
+            {
+                return Ok(*id);
+            }
+        }
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let id = self.client.lease_grant(ttl, None).await?.id();
+        let (keeper, stream) = self.client.lease_keep_alive(id).await?;
+        self.lease = Some((id, keeper, stream));
+        Ok(id)
+    }
+}
+
+fn kv(kv: &etcd_client::KeyValue) -> Kv {
+    Kv {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        value: kv.value().to_vec(),
+        mod_revision: kv.mod_revision(),
+    }
+}
+
+fn revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
+    header.map_or(0, etcd_client::ResponseHeader::revision)
+}
+
+impl Transport for Etcd {
+    type Watch = EtcdWatch;
+
+    async fn read_prefix(&mut self, prefix: &str) -> Result<Snapshot, TransportError> {
+        let answer = self
+            .client
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await?;
+        Ok(Snapshot {
+            revision: revision(answer.header()),
+            kvs: answer.kvs().iter().map(kv).collect(),
+        })
+    }
+
+    async fn read(&mut self, key: &str) -> Result<Option<Kv>, TransportError> {
+        Ok(self.client.get(key, None).await?.kvs().first().map(kv))
+    }
+
+    async fn watch_prefix(&mut self, prefix: &str, from: i64) -> Result<EtcdWatch, TransportError> {
+        let options = WatchOptions::new().with_prefix().with_start_revision(from);
+        let stream = self.client.watch(prefix, Some(options)).await?;
+        Ok(EtcdWatch { stream })
+    }
+
+    async fn put_all_if(
+        &mut self,
+        writes: Vec<(String, String, i64)>,
+    ) -> Result<Put, TransportError> {
+        let compares: Vec<Compare> = writes
+            .iter()
+            .map(|(key, _, expected)| {
+                Compare::mod_revision(key.as_str(), CompareOp::Equal, *expected)
+            })
+            .collect();
+        let reads: Vec<TxnOp> = writes
+            .iter()
+            .map(|(key, _, _)| TxnOp::get(key.as_str(), None))
+            .collect();
+        let expected: Vec<i64> = writes.iter().map(|(_, _, e)| *e).collect();
+        let puts: Vec<TxnOp> = writes
+            .into_iter()
+            .map(|(key, value, _)| TxnOp::put(key, value, None))
+            .collect();
+        let answer = self
+            .client
+            .txn(Txn::new().when(compares).and_then(puts).or_else(reads))
+            .await?;
+        if answer.succeeded() {
+            return Ok(Put::Done(revision(answer.header())));
+        }
+        // The first key that moved on, as it is now.
+        for (expected, op) in expected.iter().zip(answer.op_responses()) {
+            if let TxnOpResponse::Get(get) = op {
+                let now = get.kvs().first().map(kv);
+                if now.as_ref().map_or(0, |kv| kv.mod_revision) != *expected {
+                    return Ok(Put::Conflict(now));
+                }
+            }
+        }
+        Ok(Put::Conflict(None))
+    }
+
+    async fn report(
+        &mut self,
+        (report_key, report): (&str, String),
+        (seen_key, seen): (&str, String),
+        ttl: Duration,
+    ) -> Result<(), TransportError> {
+        let lease = self.renew(ttl).await?;
+        let txn = Txn::new().and_then([
+            TxnOp::put(
+                report_key,
+                report,
+                Some(PutOptions::new().with_lease(lease)),
+            ),
+            TxnOp::put(seen_key, seen, None),
+        ]);
+        self.client.txn(txn).await?;
+        Ok(())
+    }
+}
+
+pub struct EtcdWatch {
+    stream: WatchStream,
+}
+
+impl Watch for EtcdWatch {
+    async fn next(&mut self) -> Result<Option<Watched>, TransportError> {
+        loop {
+            let Some(answer) = self.stream.message().await? else {
+                return Ok(None);
+            };
+            if answer.compact_revision() > 0 {
+                return Ok(Some(Watched::Compacted));
+            }
+            if answer.canceled() {
+                return Err(TransportError(format!(
+                    "etcd ended the watch: {}",
+                    answer.cancel_reason()
+                )));
+            }
+            if answer.events().is_empty() {
+                continue;
+            }
+            let changes = answer
+                .events()
+                .iter()
+                .filter_map(|event| {
+                    let kv = kv(event.kv()?);
+                    Some(match event.event_type() {
+                        EventType::Put => Change::Put(kv),
+                        EventType::Delete => Change::Delete(kv.key),
+                    })
+                })
+                .collect();
+            return Ok(Some(Watched::Changes {
+                revision: revision(answer.header()),
+                changes,
+            }));
+        }
+    }
+}
