@@ -39,7 +39,7 @@ fn root(n: usize) -> (tempfile::TempDir, Paths) {
                 user: UserName::parse(&user).unwrap(),
                 old_linux: hash(i, "old"),
                 new_linux: hash(i, "new"),
-                app_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt{i:018}$hash"),
+                app_hash: Some(format!("$argon2id$v=19$m=19456,t=2,p=1$salt{i:018}$hash")),
                 provenance: Provenance {
                     at: Now::at(DAY * 86_400),
                     by: "root".into(),
@@ -47,6 +47,7 @@ fn root(n: usize) -> (tempfile::TempDir, Paths) {
                     auid: None,
                 },
                 must_change: false,
+                fleet: None,
             }
         })
         .collect();

@@ -323,6 +323,106 @@ fn import_changes_a_batch_at_once() {
     assert_eq!(root.status_json()[0]["source"], "import");
 }
 
+/// `import --hashed` takes hashes as `chpasswd -e` does: both stores hold
+/// them as given; a line without the Argon2id hash leaves the record's
+/// empty until the first `verify` derives it from the password.
+#[test]
+fn a_hashed_import_takes_crypt_hashes_with_or_without_their_argon2id_hash() {
+    let root = Fixture::new()
+        .user("a1", "x#Pass1")
+        .user("a2", "x#Pass1")
+        .build();
+    let phc = credsync_core::store::app_hash::AppHasher::new(
+        &credsync_core::store::app_hash::Argon2Cost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+    )
+    .unwrap()
+    .hash(&credsync_core::secret::Password::new(b"One#Pass1".to_vec()).unwrap())
+    .unwrap();
+    let (one, two) = (linux_hash("One#Pass1"), linux_hash("Two#Pass2"));
+    root.run(
+        &["import", "--hashed"],
+        &format!(
+            "a1:{one}:{phc}
+a2:{two}
+"
+        ),
+    )
+    .success();
+    assert_eq!(root.shadow_field("a1", 1), one);
+    assert_eq!(root.shadow_field("a2", 1), two);
+    let db = rusqlite::Connection::open(root.file("var/lib/credsync/credsync.db")).unwrap();
+    let app_hash = |user: &str| -> Option<String> {
+        db.query_row("SELECT app_hash FROM record WHERE user = ?1", [user], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(app_hash("a1"), Some(phc));
+    assert_eq!(
+        app_hash("a2"),
+        None,
+        "no PHC given: derived at the first verify"
+    );
+    assert_eq!(root.verify("a2", "Two#Pass2"), 0);
+    assert!(app_hash("a2").is_some_and(|h| h.starts_with("$argon2id$")));
+    assert_eq!(root.verify("a1", "One#Pass1"), 0);
+    assert_eq!(root.status_json()[0]["source"], "import");
+}
+
+/// What is not a hash is refused with its line number, and nothing changes.
+#[test]
+fn a_hashed_import_refuses_what_is_not_a_hash() {
+    let root = Fixture::new()
+        .user("a1", "x#Pass1")
+        .user("a2", "x#Pass1")
+        .build();
+    let before = root.shadow();
+    let good = linux_hash("One#Pass1");
+    for (line, message) in [
+        (
+            "a2:Plain#Text1".to_owned(),
+            "line 2: the crypt hash is not a crypt hash",
+        ),
+        (
+            "a2:*0".to_owned(),
+            "line 2: the crypt hash is libcrypt's failure token",
+        ),
+        (
+            "a2:$9z$salt$hash".to_owned(),
+            "line 2: the crypt hash is not a hash this system's libcrypt can verify",
+        ),
+        (
+            format!("a2:{good}:$argon2id$v=19$m=64,t=1,p=1"),
+            "line 2: the Argon2id hash lacks its salt or its hash",
+        ),
+        (
+            format!("a2:{good}:x:y"),
+            "line 2: expected user:crypt_hash[:argon2id_phc]",
+        ),
+        (
+            format!("nobody:{good}"),
+            "line 2: user 'nobody' does not exist",
+        ),
+    ] {
+        root.run(
+            &["import", "--hashed"],
+            &format!(
+                "a1:{good}
+{line}
+"
+            ),
+        )
+        .code(6)
+        .stderr(contains(message));
+        assert_eq!(root.shadow(), before, "{line}");
+    }
+    assert_eq!(root.state_of("a1"), "unmanaged");
+}
+
 #[test]
 fn one_bad_import_line_rejects_the_whole_batch() {
     let root = Fixture::new()

@@ -210,10 +210,9 @@ impl Node {
         let report =
             tokio::task::block_in_place(|| self.report(revision)).map_err(|e| e.to_string())?;
         let text = serde_json::to_string(&report).expect("a report serialises");
-        let seen = serde_json::json!({ "at": report.at }).to_string();
         etcd.report(
-            (&self.fleet.report_key(&self.fleet.node), text),
-            (&self.fleet.seen_key(&self.fleet.node), seen),
+            (&self.fleet.report_key(&self.fleet.node), text.clone()),
+            (&self.fleet.seen_key(&self.fleet.node), text),
             self.fleet.report_ttl,
         )
         .await

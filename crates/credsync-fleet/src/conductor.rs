@@ -160,9 +160,13 @@ impl Conductor {
         Ok(versions)
     }
 
-    /// The version a user's key holds now, and its `mod_revision` (0, 0 when
-    /// absent). An entry no fleet key signed stops the command: the next
-    /// version can't be told from it.
+    /// The version the next entry for `user` takes, and the key's
+    /// `mod_revision` to compare (0 when absent): one more than both the
+    /// version at the key and every version a node reports applied. An
+    /// entry at the key that no fleet key signed is replaced (its version
+    /// means nothing), and so is a key deleted by hand: the nodes' reports
+    /// keep the next version above anything they hold, which they would
+    /// otherwise refuse as a replay.
     async fn current(
         &self,
         etcd: &mut Etcd,
@@ -170,22 +174,39 @@ impl Conductor {
         key_name: &str,
         user: &UserName,
     ) -> Result<(u64, i64), Error> {
+        let reported = self.highest_applied(etcd, user).await?;
         let Some(kv) = etcd.read(key_name).await.map_err(failure)? else {
-            return Ok((0, 0));
+            return Ok((reported, 0));
         };
-        let entry = Entry::open(
+        let at_key = match Entry::open(
             &kv.value,
             &self.trusted(key),
             &self.fleet.fleet,
             user.as_str(),
-        )
-        .map_err(|refusal| {
-            Error::Failure(format!(
-                "{key_name} holds an entry this fleet's keys did not sign ({refusal}); \
-                     delete it with etcd's administrator credential, then set the password again"
-            ))
-        })?;
-        Ok((entry.version, kv.mod_revision))
+        ) {
+            Ok(entry) => entry.version,
+            Err(refusal) => {
+                eprintln!("credsync-fleet: replacing the entry at {key_name}: {refusal}");
+                0
+            }
+        };
+        Ok((at_key.max(reported), kv.mod_revision))
+    }
+
+    /// The highest version of `user` any node reports holding.
+    async fn highest_applied(&self, etcd: &mut Etcd, user: &UserName) -> Result<u64, Error> {
+        let nodes = etcd
+            .read_prefix(&self.fleet.nodes_prefix())
+            .await
+            .map_err(failure)?;
+        Ok(nodes
+            .kvs
+            .iter()
+            .filter(|kv| kv.key.ends_with("/report") || kv.key.ends_with("/seen"))
+            .filter_map(|kv| serde_json::from_slice::<Report>(&kv.value).ok())
+            .filter_map(|report| report.users.get(user.as_str()).map(|u| u.applied))
+            .max()
+            .unwrap_or(0))
     }
 
     async fn write(
@@ -291,12 +312,9 @@ impl Conductor {
                     reports.insert(node.to_owned(), report);
                 }
                 "seen" => {
-                    let at = serde_json::from_slice::<serde_json::Value>(&kv.value)
-                        .ok()
-                        .and_then(|v| v["at"].as_i64());
                     reports.entry(node.to_owned()).or_insert(None);
-                    if let Some(at) = at {
-                        seen.insert(node.to_owned(), at);
+                    if let Ok(last) = serde_json::from_slice::<Report>(&kv.value) {
+                        seen.insert(node.to_owned(), last.at);
                     }
                 }
                 _ => {}

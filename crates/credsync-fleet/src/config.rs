@@ -176,7 +176,8 @@ impl FleetConfig {
         format!("{}{node}/report", self.nodes_prefix())
     }
 
-    /// This node's last report time (no lease: what `status` calls "silent since").
+    /// This node's last report again, without a lease: what `status` calls
+    /// "silent since", and the versions a silent node held.
     pub fn seen_key(&self, node: &str) -> String {
         format!("{}{node}/seen", self.nodes_prefix())
     }

@@ -67,9 +67,8 @@ impl Standing {
                 detail: detail.clone(),
             };
         }
-        if let Some(failure) = &user.failed
-            && user.applied < desired
-        {
+        // A refusal stands until a good entry replaces the refused one.
+        if let Some(failure) = &user.failed {
             return Standing::Failed {
                 error: failure.error.clone(),
             };

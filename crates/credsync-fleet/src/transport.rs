@@ -12,6 +12,7 @@ use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
     LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// One key as read.
@@ -125,11 +126,36 @@ impl Etcd {
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(10))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
-        let client = Client::connect(&config.endpoints, Some(options)).await?;
-        Ok(Etcd {
-            client,
-            lease: None,
-        })
+        // One member at a time, starting from a different one in each
+        // process: the client's own balancing over several endpoints fails
+        // requests sent to a dead member instead of moving on. A lost
+        // connection makes the agent connect again, to the next member up.
+        let count = config.endpoints.len();
+        static CONNECTS: AtomicUsize = AtomicUsize::new(0);
+        let turn = CONNECTS.fetch_add(1, Ordering::Relaxed);
+        let start = (usize::try_from(std::process::id()).unwrap_or(0) + turn) % count;
+        let mut last = TransportError("no etcd endpoint configured".into());
+        for i in 0..count {
+            let endpoint = &config.endpoints[(start + i) % count];
+            let attempt = async {
+                let mut client = Client::connect([endpoint], Some(options.clone())).await?;
+                client.status().await?;
+                Ok::<_, etcd_client::Error>(client)
+            };
+            match attempt.await {
+                Ok(client) => {
+                    return Ok(Etcd {
+                        client,
+                        lease: None,
+                    });
+                }
+                Err(e) => last = TransportError::from(e),
+            }
+        }
+        Err(TransportError(format!(
+            "no etcd member answers ({})",
+            last.0
+        )))
     }
 
     async fn renew(&mut self, ttl: Duration) -> Result<i64, TransportError> {
