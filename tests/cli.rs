@@ -1215,6 +1215,11 @@ fn the_setuid_binary_links_no_async_runtime() {
         "rustls",
         "askama",
         "fantoccini",
+        "credsync-fleet",
+        "etcd-client",
+        "tonic",
+        "prost",
+        "ed25519",
     ] {
         assert!(
             !tree.contains(crate_name),

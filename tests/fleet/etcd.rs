@@ -302,6 +302,21 @@ impl Cluster {
         process.wait().expect("wait for a killed etcd member");
     }
 
+    /// The running members' process ids (for the benchmark's memory figures).
+    #[allow(dead_code)] // benches/fleet_scale.rs
+    pub fn member_pids(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .filter_map(|m| m.process.as_ref().map(Child::id))
+            .collect()
+    }
+
+    /// Every member's client port, running or not.
+    #[allow(dead_code)] // benches/fleet_scale.rs
+    pub fn client_ports(&self) -> Vec<u16> {
+        self.members.iter().map(|m| m.client_port).collect()
+    }
+
     /// Starts a killed member again, on the same ports with the same data
     /// dir, and waits until every running member answers
     /// `etcdctl endpoint health`.
