@@ -72,11 +72,28 @@ def service(rows):
     return out
 
 
+def fleet(rows):
+    """Section 6: fleet mode (benches/fleet_scale.rs)."""
+    rows = [r for r in rows if r["group"] == "fleet"]
+    if not rows:
+        return []
+    n = int(rows[0]["accounts"])
+    out = [f"### 6. Fleet mode, {n:,} simulated nodes, 3-member etcd with TLS\n"]
+    for r in rows:
+        if r["seconds"]:
+            note = f" ({r['note']})" if r["note"] else ""
+            out.append(f"- {r['case']}: {float(r['seconds']):.3f} s{note}")
+        else:
+            out.append(f"- {r['case']}: {r['note']}")
+    out.append("")
+    return out
+
+
 def markdown(rows, machine, method):
     out = []
     sizes = sorted({int(r["accounts"]) for r in rows if r["group"] in ("sync", "status")})
     if not sizes:  # scripts/bench.sh --service-only
-        return "\n".join([f"Machine: {machine}.\n"] + service(rows)) + "\n"
+        return "\n".join([f"Machine: {machine}.\n"] + service(rows) + fleet(rows)) + "\n"
     largest = sizes[-1]
     out.append(f"Machine: {machine}. Linux hash: {method} (the host's pam_unix setting, "
                "used by both tools). Each time is hyperfine's median.\n")
@@ -145,6 +162,7 @@ def markdown(rows, machine, method):
         out.append("")
 
     out.extend(service(rows))
+    out.extend(fleet(rows))
 
     out.append("### Targets\n")
     out.append("| target | measured | |")

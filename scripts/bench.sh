@@ -8,6 +8,8 @@
 #   --runs N                    runs per measurement (default 5; imports 3)
 #   --service-only              only section 5 (the service), on 10,000 accounts
 #                               (1,000 with --quick)
+#   --fleet-only                only section 6 (fleet mode: 1,000 simulated nodes,
+#                               50 with --quick)
 #   BENCH_KEEP=1                keep the fixtures ($TARGET/bench/work) afterwards
 #
 # As root (chpasswd runs in a private mount namespace over a copy of /etc;
@@ -28,6 +30,10 @@
 #  5. The service, credsyncd: Verify throughput and latency at 1, 8 and 64
 #     clients against the Argon2id floor, one SetPassword, and how long after
 #     a change's reply (or another process's change) its Monitor event comes.
+#  6. Fleet mode: the time from `credsync-fleet set` to the last of 1,000
+#     simulated nodes' reports of the new version, against a real 3-member
+#     etcd cluster with TLS on 127.0.0.1, and etcd's memory and connections
+#     per node (benches/fleet_scale.rs, which checks every node's shadow).
 #
 # Fixtures are written by benches/fixture.py from a few hashes made once by
 # credsync itself, so 100,000 accounts take seconds, not 100,000 hashes.
@@ -39,11 +45,13 @@ usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 quick=0
 runs=""
 service_only=0
+fleet_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
         --runs) runs="${2:?--runs needs a number}"; shift ;;
         --service-only) service_only=1 ;;
+        --fleet-only) fleet_only=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -180,7 +188,7 @@ managed() { # DIR N: N accounts, all managed and in sync
     "${fixture[@]}" store "$1" "$2" "$hash_current" "$record_day" "$hash_old"
 }
 
-if [ "$service_only" = 0 ]; then
+if [ "$service_only" = 0 ] && [ "$fleet_only" = 0 ]; then
 # ----------------------------------------------------------------- 1. import
 say "1. import of $batch users into $import_accounts accounts, against chpasswd ($method${rounds:+, rounds=$rounds})"
 imp_tpl="$work/import-template"
@@ -357,6 +365,7 @@ done
 
 fi # sections 1 to 4
 
+if [ "$fleet_only" = 0 ]; then
 # ------------------------------------------------------------ 5. the service
 # credsyncd on a --root fixture, its own socket; the load client
 # (crates/credsyncd/examples/api_load.rs) checks every reply. The floor is
@@ -431,6 +440,35 @@ record api "Verify with the cheapest Argon2id, 1 client (p50): the service's own
     "$(python3 -c 'import sys; print(float(sys.argv[1]) / 1000)' "$(value p50_ms "$out_v")")"
 kill -TERM "$daemon"
 wait "$daemon" || fail "credsyncd did not stop cleanly: $(cat "$work/credsyncd.log")"
+fi # section 5
+
+# -------------------------------------------------------------- 6. the fleet
+# Simulated nodes (real agents on --root fixtures, many per process) against
+# a 3-member etcd cluster with TLS on 127.0.0.1; benches/fleet_scale.rs
+# starts and stops everything and fails unless every node holds every
+# version.
+if [ "$service_only" = 0 ]; then
+    fleet_n=$([ "$quick" = 1 ] && echo 50 || echo 1000)
+    fleet_procs=$([ "$quick" = 1 ] && echo 2 || echo 4)
+    fleet_rounds=$([ "$quick" = 1 ] && echo 2 || echo 5)
+    say "6. fleet mode: $fleet_n simulated nodes"
+    fleet_out=$(cargo bench --locked --quiet --bench fleet_scale -- \
+        --nodes "$fleet_n" --processes "$fleet_procs" --rounds "$fleet_rounds") \
+        || fail "the fleet benchmark failed"
+    echo "$fleet_out" >&2
+    record fleet "fleet set to the last node's report (median of $fleet_rounds)" "$fleet_n" \
+        "$(value set_to_last_report_s "$fleet_out")" "the conductor's hashing included"
+    record fleet "credsync-fleet set alone: hash, sign, one transaction (median)" "$fleet_n" \
+        "$(value set_s "$fleet_out")"
+    record fleet "every agent connected and reported, from their start" "$fleet_n" \
+        "$(value connect_all_s "$fleet_out")" "$fleet_procs processes"
+    record fleet "etcd memory per node" "$fleet_n" "" \
+        "$(value etcd_rss_per_node_kib "$fleet_out") KiB (RSS of the 3 members together, with every node connected, watching and leased, over before)"
+    record fleet "etcd connections per node" "$fleet_n" "" \
+        "$(value etcd_connections_per_node "$fleet_out") (TCP; the watch, the lease and the requests share it over HTTP/2)"
+    record fleet "agent memory per simulated node" "$fleet_n" "" \
+        "$(value agent_rss_per_node_kib "$fleet_out") KiB (RSS of the agent processes)"
+fi
 
 # ---------------------------------------------------------------- report
 say "report"
@@ -439,9 +477,13 @@ $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, Linux $(uname -r), Debian $(cat /
 load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$repo/benches/report.py" "$csv" "$out/results.md" "$out/plot.svg" "$machine" \
     "$method${rounds:+ rounds=$rounds}"
-if [ "$quick" = 0 ] && [ "$service_only" = 0 ]; then
+if [ "$quick" = 0 ] && [ "$service_only" = 0 ] && [ "$fleet_only" = 0 ]; then
     mkdir -p docs/bench
     cp "$out/results.md" "$out/results.csv" "$out/plot.svg" docs/bench/
+elif [ "$quick" = 0 ] && [ "$fleet_only" = 1 ]; then
+    mkdir -p docs/bench
+    cp "$out/results.md" docs/bench/fleet.md
+    cp "$out/results.csv" docs/bench/fleet.csv
 elif [ "$quick" = 0 ]; then
     mkdir -p docs/bench
     cp "$out/results.md" docs/bench/service.md

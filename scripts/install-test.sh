@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The packages, proven. Builds the .debs and the .rpms of credsync and
-# credsync-web (cargo xtask deb|rpm), checks each .deb with lintian
+# The packages, proven. Builds the .debs and the .rpms of credsync,
+# credsync-web and credsync-fleet (cargo xtask deb|rpm), checks each .deb with lintian
 # (pedantic; no tag left but the overrides, which give their reasons) and
 # that each .rpm holds the same files with the same modes, then installs the
 # .debs into a clean Debian 12 and a clean Debian 13 (debootstrap
@@ -9,7 +9,8 @@
 # /etc/pam.d/credsync, a self-service change through the setuid binary, the
 # boot unit's command in the unit's own sandbox, the web page's unit's
 # command as its own user in its sandbox, logging in through credsyncd with
-# the shipped configuration, the service through its
+# the shipped configuration, `credsync fleet` handed over to credsync-fleet
+# and the fleet agent's unit's command in its sandbox, the service through its
 # socket (and, on Debian 13, through systemd's own varlinkctl), the man
 # pages, the completions, dpkg-statoverride, an upgrade, remove and purge.
 #
@@ -64,6 +65,10 @@ rpm=$built/credsync-${version}-1.$(uname -m).rpm
 web_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' crates/credsync-web/Cargo.toml | head -n 1)
 web_deb=$built/credsync-web_${web_version}-1_${arch}.deb
 web_rpm=$built/credsync-web-${web_version}-1.$(uname -m).rpm
+# The fleet's package, with its own version.
+fleet_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' crates/credsync-fleet/Cargo.toml | head -n 1)
+fleet_deb=$built/credsync-fleet_${fleet_version}-1_${arch}.deb
+fleet_rpm=$built/credsync-fleet-${fleet_version}-1.$(uname -m).rpm
 # The root: minbase, plus what an appliance has (systemd) and what the story
 # uses (pamtester, man, bash completion; cracklib's dictionary for the
 # policy's site rules).
@@ -80,18 +85,20 @@ if [ -z "$in_namespace" ]; then
     cargo xtask deb
     cp target/debian/"$(basename "$deb")" "$deb"
     cp target/debian/"$(basename "$web_deb")" "$web_deb"
+    cp target/debian/"$(basename "$fleet_deb")" "$fleet_deb"
     cargo xtask rpm
     cp target/generate-rpm/"$(basename "$rpm")" "$rpm"
     cp target/generate-rpm/"$(basename "$web_rpm")" "$web_rpm"
+    cp target/generate-rpm/"$(basename "$fleet_rpm")" "$fleet_rpm"
     # The same package one revision later, for the upgrade test.
     cargo deb --locked --no-build --deb-revision 2 --output "$deb_next" >/dev/null
-    for package in "$deb" "$deb_next" "$rpm" "$web_deb" "$web_rpm"; do
+    for package in "$deb" "$deb_next" "$rpm" "$web_deb" "$web_rpm" "$fleet_deb" "$fleet_rpm"; do
         [ -s "$package" ] || fail "$package was not built"
     done
-    ls -l "$deb" "$rpm" "$web_deb" "$web_rpm"
+    ls -l "$deb" "$rpm" "$web_deb" "$web_rpm" "$fleet_deb" "$fleet_rpm"
 
     step "lintian"
-    for package in "$deb" "$web_deb"; do
+    for package in "$deb" "$web_deb" "$fleet_deb"; do
         lintian --pedantic --fail-on error,warning,info,pedantic --show-overrides "$package" 2>&1 \
             | grep -v '^running with root privileges' || true
         lintian --pedantic --fail-on error,warning,info,pedantic "$package" >/dev/null 2>&1 \
@@ -131,6 +138,17 @@ if [ -z "$in_namespace" ]; then
     # the user.
     rpm -qp --scripts "$web_rpm" | grep -q 'systemd-sysusers credsync-web.conf' \
         || fail "credsync-web's .rpm does not make its user at install"
+    deb_files "$fleet_deb" >target/fleet-deb-files.txt
+    rpm_files "$fleet_rpm" >target/fleet-rpm-files.txt
+    diff -u target/fleet-deb-files.txt target/fleet-rpm-files.txt \
+        || fail "credsync-fleet's .deb and .rpm differ (above: - .deb, + .rpm)"
+    echo "credsync-fleet: $(wc -l <target/fleet-rpm-files.txt) files alike"
+    # The agent's unit enabled at install, and never started by the package.
+    rpm -qp --scripts "$fleet_rpm" >target/fleet-rpm-scripts.txt
+    grep -q 'systemctl enable credsync-fleet.service' target/fleet-rpm-scripts.txt \
+        || fail "credsync-fleet's .rpm does not enable its unit at install"
+    ! grep -v '^[[:space:]]*#' target/fleet-rpm-scripts.txt | grep -q -e 'enable --now' -e 'systemctl start' \
+        || fail "credsync-fleet's .rpm starts its unit at install"
 
     work=$(mktemp -d /tmp/credsync-install.XXXXXX)
     # Every mount was in the namespace, gone with it; --one-file-system all the same.
@@ -138,6 +156,7 @@ if [ -z "$in_namespace" ]; then
     cp "$deb" "$work/credsync.deb"
     cp "$deb_next" "$work/credsync-next.deb"
     cp "$web_deb" "$work/credsync-web.deb"
+    cp "$fleet_deb" "$work/credsync-fleet.deb"
     releases=("$@")
     [ ${#releases[@]} -gt 0 ] || releases=(bookworm trixie)
     for release in "${releases[@]}"; do
@@ -192,7 +211,7 @@ mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 mkdir -p "$root/run/lock"
-cp "$work/credsync.deb" "$work/credsync-next.deb" "$work/credsync-web.deb" "$root/tmp/"
+cp "$work/credsync.deb" "$work/credsync-next.deb" "$work/credsync-web.deb" "$work/credsync-fleet.deb" "$root/tmp/"
 
 # Runs a command in the root with a clean environment.
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@"; }
@@ -253,6 +272,30 @@ refusal=$(expect 3 in_root credsync-web 2>&1)
 grep -q 'refusing to run as root' <<<"$refusal" || fail "credsync-web as root: $refusal"
 echo "installed: /usr/sbin/credsync-web 755, web.toml a conffile, system user credsync-web:credsync-web, unit enabled; as root it refuses (exit 3)"
 
+step "dpkg -i credsync-fleet"
+in_root dpkg -i /tmp/credsync-fleet.deb >/dev/null
+# Beside /usr/bin/credsync, where `credsync fleet` looks for it; root only
+# runs it, so no setuid bit.
+[ "$(mode_of /usr/bin/credsync-fleet)" = "755 root root" ] || fail "/usr/bin/credsync-fleet is $(mode_of /usr/bin/credsync-fleet), not 755 root root"
+for file in /usr/lib/systemd/system/credsync-fleet.service /usr/share/man/man8/credsync-fleet.8.gz \
+    /usr/share/doc/credsync-fleet/fleet.toml.example; do
+    [ "$(mode_of "$file")" = "644 root root" ] || fail "$file is $(mode_of "$file"), not 644 root root"
+done
+# No fleet.toml: the unit's condition keeps a host that is not a fleet node
+# out, and a shipped file would start the agent with the example's values.
+[ ! -e "$root/etc/credsync/fleet.toml" ] || fail "the package made /etc/credsync/fleet.toml"
+[ -z "$(in_root dpkg-query -W -f='${Conffiles}' credsync-fleet)" ] || fail "credsync-fleet has conffiles"
+grep -qx 'ConditionPathExists=/etc/credsync/fleet.toml' "$root/usr/lib/systemd/system/credsync-fleet.service" \
+    || fail "credsync-fleet.service does not wait for /etc/credsync/fleet.toml"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/credsync-fleet.service" ] \
+    || fail "credsync-fleet.service is not enabled for multi-user.target"
+# Enabled, never started at install; an upgrade restarts a running agent.
+! grep -q 'deb-systemd-invoke \(start\|restart\)' "$root/var/lib/dpkg/info/credsync-fleet.postinst" \
+    || fail "the postinst starts credsync-fleet.service"
+grep -q 'deb-systemd-invoke try-restart credsync-fleet.service' "$root/var/lib/dpkg/info/credsync-fleet.postinst" \
+    || fail "the postinst does not restart a running agent on an upgrade"
+echo "installed: /usr/bin/credsync-fleet 755, its unit (enabled, not started), its man page and fleet.toml.example; no /etc/credsync/fleet.toml"
+
 step "the .debs' Depends hold on $debian"
 # dpkg -i refused nothing, so each Depends is satisfied here; and each shared
 # library the binaries name (their ELF NEEDED entries) is resolved in
@@ -280,6 +323,7 @@ depends_cover() { # depends_cover DEB BINARY...
 }
 depends_cover "$work/credsync.deb" /usr/bin/credsync /usr/sbin/credsyncd "$module"
 depends_cover "$work/credsync-web.deb" /usr/sbin/credsync-web
+depends_cover "$work/credsync-fleet.deb" /usr/bin/credsync-fleet
 grep -q $'^password\toptional\tpam_credsync.so' "$root/etc/pam.d/common-password" \
     || fail "pam-auth-update did not put pam_credsync.so in common-password"
 echo "pam_credsync.so installed, and in common-password's Additional block"
@@ -456,7 +500,7 @@ in_root systemd-analyze verify /usr/lib/systemd/system/credsync-sync.service \
 in_root systemd-analyze security --offline=yes credsync-sync.service 2>/dev/null | tail -n 1
 
 step "man pages and completions"
-for page in credsync credsync-recover credsync-sync credsync-api pam_credsync credsyncd credsync-web "5 credsync.toml"; do
+for page in credsync credsync-recover credsync-sync credsync-api pam_credsync credsyncd credsync-web credsync-fleet "5 credsync.toml"; do
     # shellcheck disable=SC2086 # "5 credsync.toml" is two words on purpose
     in_root env MANPAGER=cat MANWIDTH=80 man $page >"$work/page.txt" 2>"$work/page.err" \
         || fail "man $page: $(cat "$work/page.err")"
@@ -468,7 +512,7 @@ in_root bash -c '. /usr/share/bash-completion/completions/credsync && complete -
 for file in /usr/share/zsh/vendor-completions/_credsync /usr/share/fish/vendor_completions.d/credsync.fish; do
     [ -s "$root$file" ] || fail "$file is missing"
 done
-echo "man credsync, credsync-recover, credsync-sync, credsync-api, pam_credsync, credsyncd, credsync-web, credsync.toml(5) render; bash, zsh, fish completions in place"
+echo "man credsync, credsync-recover, credsync-sync, credsync-api, pam_credsync, credsyncd, credsync-web, credsync-fleet, credsync.toml(5) render; bash, zsh, fish completions in place"
 
 step "dpkg-statoverride turns the setuid bit off, and it stays off across a reinstall"
 in_root dpkg-statoverride --update --add root root 0755 /usr/bin/credsync
@@ -607,6 +651,65 @@ kill -TERM "$daemon"
 wait "$daemon" || fail "credsyncd did not stop cleanly on SIGTERM: $(cat "$work/credsyncd.log")"
 echo "as credsync-web:credsync-web, no capability, / read-only, on 127.0.0.1:$web_port; in [api] groups by default; every system call inside its SystemCallFilter; exit 0 on SIGTERM"
 
+step "credsync fleet: keygen and status through the setuid binary; the agent's unit's command in its sandbox"
+# The setuid credsync, run by root, hands over to the installed credsync-fleet.
+public=$(in_root credsync fleet keygen --out /root/k) || fail "credsync fleet keygen: $public"
+[ "$(mode_of /root/k)" = "600 root root" ] || fail "the signing key is $(mode_of /root/k), not 600 root root"
+grep -Eqx '[A-Za-z0-9+/]{43}=' <<<"$public" && [ "$(base64 -d <<<"$public" | wc -c)" = 32 ] \
+    || fail "keygen printed no Ed25519 public key in base64: $public"
+# A CA and a client certificate, so that each run gets as far as etcd's
+# TCP port: nothing listens there.
+tls=/etc/credsync/fleet
+mkdir -p "$root$tls"
+printf '%s\n' '[req]' 'distinguished_name = subject' '[subject]' \
+    '[ca]' 'basicConstraints = critical, CA:TRUE' 'keyUsage = critical, keyCertSign' \
+    '[client]' 'basicConstraints = critical, CA:FALSE' 'extendedKeyUsage = clientAuth' >"$work/openssl.cnf"
+certificate() { # certificate EXTENSIONS CN CERT KEY [openssl options]
+    openssl req -x509 -config "$work/openssl.cnf" -extensions "$1" -subj "/CN=$2" -out "$3" -keyout "$4" \
+        -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -days 1 "${@:5}" >/dev/null 2>&1 \
+        || fail "openssl: no $2 certificate"
+}
+certificate ca 'credsync test CA' "$root$tls/ca.pem" "$work/ca.key"
+certificate client n1 "$root$tls/client.pem" "$root$tls/client.key" -CA "$root$tls/ca.pem" -CAkey "$work/ca.key"
+etcd_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fleet_toml() { # fleet_toml ROLE_LINES...
+    printf '%s\n' 'fleet = "lab"' "endpoints = [\"https://127.0.0.1:$etcd_port\"]" \
+        "ca = \"$tls/ca.pem\"" "cert = \"$tls/client.pem\"" "key = \"$tls/client.key\"" "$@" \
+        >"$root/etc/credsync/fleet.toml"
+}
+fleet_toml 'role = "conductor"' 'signing_key = "/root/k"'
+code=0
+in_root credsync fleet status >"$work/fleet.out" 2>"$work/fleet.err" || code=$?
+[ "$code" = 3 ] || fail "credsync fleet status with no etcd exited $code, not 3: $(cat "$work/fleet.out" "$work/fleet.err")"
+[ ! -s "$work/fleet.out" ] && [ "$(wc -l <"$work/fleet.err")" = 1 ] \
+    && grep -q '^credsync-fleet: no etcd member answers' "$work/fleet.err" \
+    || fail "credsync fleet status with no etcd: not one clear line: $(cat "$work/fleet.out" "$work/fleet.err")"
+cat "$work/fleet.err"
+# The agent, as the unit runs it, finds no etcd either: it says so, retries,
+# and stops cleanly on SIGTERM.
+unit=$root/usr/lib/systemd/system/credsync-fleet.service
+in_root systemd-analyze verify /usr/lib/systemd/system/credsync-fleet.service || fail "systemd-analyze verify credsync-fleet.service"
+in_root systemd-analyze security --offline=yes --threshold=40 credsync-fleet.service >"$work/security.txt" 2>&1 \
+    || { cat "$work/security.txt" >&2; fail "systemd-analyze security: credsync-fleet.service is more exposed than 4.0"; }
+tail -n 1 "$work/security.txt"
+fleet_toml 'role = "node"' 'node = "n1"' "public_keys = [\"$public\"]"
+run_unit_command >"$work/agent.log" 2>&1 &
+agent=$!
+for _ in $(seq 100); do
+    grep -q 'retrying$' "$work/agent.log" && break
+    kill -0 "$agent" 2>/dev/null || fail "the fleet agent stopped: $(cat "$work/agent.log")"
+    sleep 0.1
+done
+grep -q '^credsync-fleet: no etcd member answers .*; retrying$' "$work/agent.log" \
+    || fail "the fleet agent did not say it retries: $(cat "$work/agent.log")"
+agent_pid=$(grep -l '^execve("/usr/bin/credsync-fleet"' "$work/trace"/call.* | head -n 1)
+kill -TERM "${agent_pid##*.}"
+wait "$agent" || fail "the fleet agent did not exit 0 on SIGTERM: $(cat "$work/agent.log")"
+outside=$(calls_outside_filter)
+[ -z "$outside" ] || fail "the fleet agent made system calls outside the unit's SystemCallFilter: $outside"
+rm -rf "$root/etc/credsync/fleet.toml" "${root:?}$tls" "$root/root/k"
+echo "keygen: a 0600 key and its public key; status: exit 3, one line; the agent in its sandbox: retries, every system call inside its SystemCallFilter, exit 0 on SIGTERM"
+
 step "credsyncd: the socket unit, the service started as systemd starts it, the README's Python client"
 [ -L "$root/etc/systemd/system/sockets.target.wants/credsync-api.socket" ] \
     || fail "credsync-api.socket is not enabled for sockets.target"
@@ -708,6 +811,19 @@ fi
 kill -TERM "$daemon"
 wait "$daemon" || fail "credsyncd did not stop cleanly on SIGTERM: $(cat "$work/credsyncd.log")"
 echo "SIGTERM: credsyncd finished and exited 0"
+
+step "dpkg -r credsync-fleet: credsync fleet says what is missing; dpkg -P forgets the unit"
+in_root dpkg -r credsync-fleet >/dev/null
+[ ! -e "$root/usr/bin/credsync-fleet" ] || fail "dpkg -r left /usr/bin/credsync-fleet"
+code=0
+missing=$(in_root credsync fleet status 2>&1) || code=$?
+[ "$code" = 3 ] && grep -q 'install the credsync-fleet package' <<<"$missing" \
+    || fail "credsync fleet without credsync-fleet exited $code: $missing"
+in_root dpkg -P credsync-fleet >/dev/null
+for link in /etc/systemd/system/multi-user.target.wants/credsync-fleet.service /etc/systemd/system/credsync-fleet.service; do
+    [ ! -L "$root$link" ] || fail "dpkg -P left $link"
+done
+echo "removed: credsync fleet exits 3 naming the package; purged: the unit neither enabled nor masked"
 
 step "dpkg -r credsync-web leaves credsync working; dpkg -P removes web.toml, not the user"
 in_root dpkg -r credsync-web >/dev/null

@@ -352,8 +352,8 @@ a2:{two}
         ),
     )
     .success();
-    assert_eq!(root.shadow_field("a1", 1), one);
-    assert_eq!(root.shadow_field("a2", 1), two);
+    assert_eq!(root.shadow_field("a1", 2), one);
+    assert_eq!(root.shadow_field("a2", 2), two);
     let db = rusqlite::Connection::open(root.file("var/lib/credsync/credsync.db")).unwrap();
     let app_hash = |user: &str| -> Option<String> {
         db.query_row("SELECT app_hash FROM record WHERE user = ?1", [user], |r| {
@@ -763,7 +763,7 @@ fn insert_intent(root: &fixture::Root, user: &str, old: &str, password: &str) ->
         .unwrap();
     let db = rusqlite::Connection::open(root.file("var/lib/credsync/credsync.db")).unwrap();
     db.execute(
-        "INSERT INTO intent VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'root', 'passwd', 0, NULL)",
+        "INSERT INTO intent VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'root', 'passwd', 0, NULL, NULL, NULL, NULL)",
         rusqlite::params![user, old, new, app, today(), today() * 86_400],
     )
     .unwrap();

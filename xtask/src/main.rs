@@ -3,15 +3,18 @@
 //! - `assets`: the man pages (credsync(8) and one per subcommand, generated
 //!   from the command line's definition; credsync.toml(5), written by hand in
 //!   `packaging/man/`) and the bash, zsh and fish completions, into
-//!   `target/assets/`; credsync-web(8), for its own package, into
-//!   `target/assets/man-web/`. Generated at every build, never committed.
-//! - `deb`: the assets and the PAM module, then `cargo deb` for credsync and
-//!   for credsync-web (metadata in each Cargo.toml), giving
-//!   `target/debian/credsync_VERSION-1_ARCH.deb` and
-//!   `target/debian/credsync-web_VERSION-1_ARCH.deb`.
+//!   `target/assets/`; credsync-web(8) and credsync-fleet(8), each for its
+//!   own package, into `target/assets/man-web/` and `target/assets/man-fleet/`.
+//!   Generated at every build, never committed.
+//! - `deb`: the assets and the PAM module, then `cargo deb` for credsync,
+//!   credsync-web and credsync-fleet (metadata in each Cargo.toml), giving
+//!   `target/debian/credsync_VERSION-1_ARCH.deb`,
+//!   `target/debian/credsync-web_VERSION-1_ARCH.deb` and
+//!   `target/debian/credsync-fleet_VERSION-1_ARCH.deb`.
 //! - `rpm`: the assets, the release binaries and the PAM module, then `cargo generate-rpm`
-//!   for each, giving `target/generate-rpm/credsync-VERSION-1.ARCH.rpm` and
-//!   `target/generate-rpm/credsync-web-VERSION-1.ARCH.rpm`.
+//!   for each, giving `target/generate-rpm/credsync-VERSION-1.ARCH.rpm`,
+//!   `target/generate-rpm/credsync-web-VERSION-1.ARCH.rpm` and
+//!   `target/generate-rpm/credsync-fleet-VERSION-1.ARCH.rpm`.
 //!
 //! The packaging metadata and the reasons behind it: README, "Installing on a real system".
 
@@ -116,8 +119,8 @@ fn main() -> ExitCode {
     let outcome = match task {
         Some("assets") => assets(),
         // cargo-deb builds each package's own binary itself (the setuid CLI,
-        // the web page); the PAM module and the service are built first, as
-        // they are assets of credsync's package.
+        // the web page, the fleet's); the PAM module and the service are
+        // built first, as they are assets of credsync's package.
         Some("deb") => tool("deb", CARGO_DEB)
             .and_then(|()| assets())
             .and_then(|()| {
@@ -135,7 +138,8 @@ fn main() -> ExitCode {
                 )
             })
             .and_then(|()| cargo(&["deb", "--locked"], &args[1..]))
-            .and_then(|()| cargo(&["deb", "--locked", "-p", "credsync-web"], &args[1..])),
+            .and_then(|()| cargo(&["deb", "--locked", "-p", "credsync-web"], &args[1..]))
+            .and_then(|()| cargo(&["deb", "--locked", "-p", "credsync-fleet"], &args[1..])),
         Some("rpm") => tool("generate-rpm", CARGO_GENERATE_RPM)
             .and_then(|()| assets())
             .and_then(|()| {
@@ -152,12 +156,15 @@ fn main() -> ExitCode {
                         "credsyncd",
                         "-p",
                         "credsync-web",
+                        "-p",
+                        "credsync-fleet",
                     ],
                     &[],
                 )
             })
             .and_then(|()| cargo(&["generate-rpm"], &args[1..]))
-            .and_then(|()| cargo(&["generate-rpm", "-p", "crates/credsync-web"], &args[1..])),
+            .and_then(|()| cargo(&["generate-rpm", "-p", "crates/credsync-web"], &args[1..]))
+            .and_then(|()| cargo(&["generate-rpm", "-p", "crates/credsync-fleet"], &args[1..])),
         _ => {
             eprintln!(
                 "usage: cargo xtask assets | deb [cargo-deb options] | rpm [cargo-generate-rpm options]"
@@ -232,17 +239,28 @@ fn assets() -> io::Result<()> {
     if out.exists() {
         fs::remove_dir_all(&out)?;
     }
-    man_pages(&out.join("man"), &out.join("man-web"))?;
+    man_pages(
+        &out.join("man"),
+        &out.join("man-web"),
+        &out.join("man-fleet"),
+    )?;
     completions(&out.join("completions"))?;
     eprintln!("xtask: man pages and completions in {}", out.display());
     Ok(())
 }
 
+/// Subcommands that hand over to another package's program, whose
+/// hand-written page documents them: `credsync fleet` runs credsync-fleet,
+/// and a generated credsync-fleet(8) in credsync's package would be the
+/// same file as the one in credsync-fleet's.
+const HANDED_OVER: &[&str] = &["fleet"];
+
 /// credsync(8), one page per subcommand (credsync-passwd(8), …), and the
 /// hand-written credsync.toml(5), pam_credsync(8) and credsyncd(8), each gzipped as Debian
-/// policy asks; the hand-written credsync-web(8) in `web_dir`, out of reach of
-/// the main package's `man/*.8.gz`.
-fn man_pages(dir: &Path, web_dir: &Path) -> io::Result<()> {
+/// policy asks; the hand-written credsync-web(8) in `web_dir` and
+/// credsync-fleet(8) in `fleet_dir`, out of reach of the main package's
+/// `man/*.8.gz`.
+fn man_pages(dir: &Path, web_dir: &Path, fleet_dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut top = credsync::cli::command()
         .long_about(DESCRIPTION)
@@ -252,7 +270,10 @@ fn man_pages(dir: &Path, web_dir: &Path) -> io::Result<()> {
     let date = release_date()?;
     let version = top.get_version().unwrap_or_default().to_owned();
     let mut pages = vec![(top.clone(), true)];
-    for sub in top.get_subcommands() {
+    for sub in top
+        .get_subcommands()
+        .filter(|sub| !HANDED_OVER.contains(&sub.get_name()))
+    {
         pages.push((sub.clone(), false));
         pages.extend(sub.get_subcommands().map(|c| (c.clone(), false)));
     }
@@ -272,11 +293,13 @@ fn man_pages(dir: &Path, web_dir: &Path) -> io::Result<()> {
         write_gzip(&dir.join(format!("{name}.8.gz")), roff.as_bytes())?;
     }
     fs::create_dir_all(web_dir)?;
+    fs::create_dir_all(fleet_dir)?;
     for (page, dir) in [
         ("credsync.toml.5", dir),
         ("pam_credsync.8", dir),
         ("credsyncd.8", dir),
         ("credsync-web.8", web_dir),
+        ("credsync-fleet.8", fleet_dir),
     ] {
         let text = fs::read_to_string(root().join("packaging/man").join(page))?
             .replace("@DATE@", &date)

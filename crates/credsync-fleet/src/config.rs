@@ -182,3 +182,57 @@ impl FleetConfig {
         format!("{}{node}/seen", self.nodes_prefix())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<FleetConfig, String> {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/credsync")).unwrap();
+        std::fs::write(root.path().join("etc/credsync/fleet.toml"), text).unwrap();
+        FleetConfig::load(&Paths::under(root.path()))
+    }
+
+    const BASE: &str = "fleet = \"lab\"\nnode = \"n1\"\nendpoints = [\"https://127.0.0.1:2379\"]\n\
+        ca = \"/etc/ca.pem\"\ncert = \"/etc/c.pem\"\nkey = \"/etc/c.key\"\n";
+    fn key() -> String {
+        let public = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        format!("public_keys = [\"{}\"]\n", entry::encode_public(&public))
+    }
+
+    #[test]
+    fn a_node_and_a_conductor_each_need_their_keys() {
+        let node = load(&format!("{BASE}role = \"node\"\n{}", key())).unwrap();
+        assert_eq!(node.role, Role::Node);
+        assert_eq!(node.conflict, Conflict::FleetWins);
+        assert_eq!(node.report_key("n1"), "/credsync/lab/nodes/n1/report");
+        assert_eq!(node.user_key("admin"), "/credsync/lab/users/admin");
+        assert!(node.ca.ends_with("etc/ca.pem") && node.ca.starts_with(std::env::temp_dir()));
+        let err = load(&format!("{BASE}role = \"node\"\n")).unwrap_err();
+        assert!(err.contains("public_keys"), "{err}");
+        let err = load(&format!("{BASE}role = \"conductor\"\n")).unwrap_err();
+        assert!(err.contains("signing_key"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_bad_names_and_unknown_keys_are_refused() {
+        let plain = BASE.replace("https://", "http://");
+        let err = load(&format!("{plain}role = \"node\"\n{}", key())).unwrap_err();
+        assert!(err.contains("TLS only"), "{err}");
+        let err = load(&format!(
+            "{}role = \"node\"\n{}",
+            BASE.replace("\"lab\"", "\"../x\""),
+            key()
+        ))
+        .unwrap_err();
+        assert!(err.contains("fleet name"), "{err}");
+        let err = load(&format!("{BASE}role = \"node\"\n{}colour = 1\n", key())).unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+        let err = load(&format!(
+            "{BASE}role = \"node\"\npublic_keys = [\"nope\"]\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("Ed25519"), "{err}");
+    }
+}

@@ -17,7 +17,7 @@ use credsync_core::access::Caller;
 use credsync_core::account::UserName;
 use credsync_core::config::Config;
 use credsync_core::error::{Error, exit};
-use credsync_core::input::{self, Input, bad_line, parse_import};
+use credsync_core::input::{self, Input, parse_import};
 use credsync_core::system::Paths;
 use credsync_core::system::passwd::read_passwd;
 use std::path::PathBuf;
@@ -129,6 +129,10 @@ fn run(cli: Cli) -> Result<(), Error> {
     {
         return simulate(dir);
     }
+    if cli.root.is_some() {
+        // An image's or a fixture's accounts are not this system's.
+        credsync_core::system::linux_audit::turn_off();
+    }
     let paths = cli.root.as_deref().map_or_else(Paths::system, Paths::under);
     let config = Config::load(&paths.config())?;
     let fleet = FleetConfig::load(&paths).map_err(Error::Invalid)?;
@@ -137,9 +141,12 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Agent { .. } => {
             if fleet.role != Role::Node {
-                return Err(Error::Denied(
-                    "the agent runs on fleet nodes (role = \"node\")".into(),
-                ));
+                // The conductor's own fleet.toml lets the unit start there:
+                // nothing to do, and not a failure.
+                eprintln!(
+                    "credsync-fleet: this host is the fleet's conductor; the agent runs on nodes only"
+                );
+                return Ok(());
             }
             let node = Node::new(paths, config, fleet, store_owner);
             runtime()?.block_on(async {
@@ -262,8 +269,7 @@ fn conduct(conductor: &Conductor, command: Command, json: bool) -> Result<(), Er
 fn names(users: &[String]) -> Result<Vec<UserName>, Error> {
     users
         .iter()
-        .enumerate()
-        .map(|(i, name)| UserName::parse(name).map_err(|e| bad_line(i + 1, &e.to_string())))
+        .map(|name| UserName::parse(name).map_err(|e| Error::Invalid(e.to_string())))
         .collect()
 }
 
@@ -318,6 +324,7 @@ async fn terminated() {
 /// connection, in one process. Not for production: one process failing
 /// takes every simulated node with it.
 fn simulate(dir: &std::path::Path) -> Result<(), Error> {
+    credsync_core::system::linux_audit::turn_off();
     let mut nodes = Vec::new();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::Failure(format!("cannot read {}: {e}", dir.display())))?;

@@ -13,7 +13,7 @@ use etcd_client::{
     LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One key as read.
 #[derive(Debug, Clone)]
@@ -91,12 +91,13 @@ pub trait Transport {
         &mut self,
         writes: Vec<(String, String, i64)>,
     ) -> impl Future<Output = Result<Put, TransportError>> + Send;
-    /// Writes a node's report under a lease of `ttl` (renewed by each call,
-    /// granted anew when it lapsed) and its last-seen time without one.
+    /// Writes a node's report under a lease of `ttl` (renewed when a
+    /// quarter of it has passed, granted anew when it lapsed) and, when
+    /// given, its unleased copy, in one transaction.
     fn report(
         &mut self,
         report: (&str, String),
-        seen: (&str, String),
+        seen: Option<(&str, String)>,
         ttl: Duration,
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
 }
@@ -109,7 +110,7 @@ pub trait Watch: Send {
 /// (etcd takes the certificate's CN as the user, and applies its roles).
 pub struct Etcd {
     client: Client,
-    lease: Option<(i64, LeaseKeeper, etcd_client::LeaseKeepAliveStream)>,
+    lease: Option<Lease>,
 }
 
 impl Etcd {
@@ -158,21 +159,41 @@ impl Etcd {
         )))
     }
 
+    /// The report's lease: renewed once a quarter of its time to live has
+    /// passed since the last renewal (not at every report), granted anew
+    /// when it lapsed.
     async fn renew(&mut self, ttl: Duration) -> Result<i64, TransportError> {
-        if let Some((id, keeper, stream)) = &mut self.lease {
-            keeper.keep_alive().await?;
-            if let Some(answer) = stream.message().await?
+        if let Some(lease) = &mut self.lease {
+            if lease.renewed.elapsed() < ttl / 4 {
+                return Ok(lease.id);
+            }
+            lease.keeper.keep_alive().await?;
+            if let Some(answer) = lease.answers.message().await?
                 && answer.ttl() > 0
             {
-                return Ok(*id);
+                lease.renewed = Instant::now();
+                return Ok(lease.id);
             }
         }
-        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-        let id = self.client.lease_grant(ttl, None).await?.id();
-        let (keeper, stream) = self.client.lease_keep_alive(id).await?;
-        self.lease = Some((id, keeper, stream));
+        let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let id = self.client.lease_grant(seconds, None).await?.id();
+        let (keeper, answers) = self.client.lease_keep_alive(id).await?;
+        self.lease = Some(Lease {
+            id,
+            keeper,
+            answers,
+            renewed: Instant::now(),
+        });
         Ok(id)
     }
+}
+
+/// The lease a node's report lives under.
+struct Lease {
+    id: i64,
+    keeper: LeaseKeeper,
+    answers: etcd_client::LeaseKeepAliveStream,
+    renewed: Instant,
 }
 
 fn kv(kv: &etcd_client::KeyValue) -> Kv {
@@ -252,18 +273,19 @@ impl Transport for Etcd {
     async fn report(
         &mut self,
         (report_key, report): (&str, String),
-        (seen_key, seen): (&str, String),
+        seen: Option<(&str, String)>,
         ttl: Duration,
     ) -> Result<(), TransportError> {
         let lease = self.renew(ttl).await?;
-        let txn = Txn::new().and_then([
-            TxnOp::put(
-                report_key,
-                report,
-                Some(PutOptions::new().with_lease(lease)),
-            ),
-            TxnOp::put(seen_key, seen, None),
-        ]);
+        let mut puts = vec![TxnOp::put(
+            report_key,
+            report,
+            Some(PutOptions::new().with_lease(lease)),
+        )];
+        if let Some((seen_key, seen)) = seen {
+            puts.push(TxnOp::put(seen_key, seen, None));
+        }
+        let txn = Txn::new().and_then(puts);
         self.client.txn(txn).await?;
         Ok(())
     }

@@ -28,6 +28,7 @@ use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
 use nix::time::ClockId;
 use std::io;
 use std::os::fd::AsFd;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 /// Every signal whose default action ends or stops the process and that a
@@ -84,6 +85,11 @@ impl Blocked {
     /// the fact (shadow-utils ignores these signals while it writes): a
     /// Ctrl-C that came too late must not hide that the password changed.
     pub fn discard_pending(self) {
+        // Dispositions are the process's: two threads doing this at once
+        // (the fleet agent applies for many nodes in one process under
+        // test) could each save the other's SIG_IGN and leave it behind.
+        static SWAPPING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = SWAPPING.lock().unwrap_or_else(PoisonError::into_inner);
         let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
         let previous: Vec<(Signal, SigAction)> = HELD_DURING_WRITES
             .iter()
