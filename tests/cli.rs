@@ -856,8 +856,12 @@ fn on_terminal_typing_ahead(
     } else {
         // credsync discards what is typed before a prompt shows (as getpass
         // does), so each line goes once its prompt is on the terminal.
+        // Once credsync has exited, the rest is not typed: the session may
+        // be gone, and a write would fail with EPIPE (seen once in CI).
         for (i, line) in keys.split_inclusive('\n').enumerate() {
-            wait_for_prompts(&shown, i + 1);
+            if !wait_for_prompts(&shown, i + 1) {
+                break;
+            }
             stdin.write_all(line.as_bytes()).unwrap();
         }
     }
@@ -872,9 +876,9 @@ fn on_terminal_typing_ahead(
     }
 }
 
-/// Waits until the terminal has shown `count` password prompts, or credsync
-/// has ended (then nothing more will be asked).
-fn wait_for_prompts(shown: &std::sync::Mutex<Vec<u8>>, count: usize) {
+/// Waits until the terminal has shown `count` password prompts (true), or
+/// credsync has ended and nothing more will be asked (false).
+fn wait_for_prompts(shown: &std::sync::Mutex<Vec<u8>>, count: usize) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let text = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
@@ -882,8 +886,11 @@ fn wait_for_prompts(shown: &std::sync::Mutex<Vec<u8>>, count: usize) {
             .iter()
             .map(|p| text.matches(p).count())
             .sum::<usize>();
-        if prompts >= count || text.contains("exit=") {
-            return;
+        if prompts >= count {
+            return true;
+        }
+        if text.contains("exit=") {
+            return false;
         }
         assert!(
             std::time::Instant::now() < deadline,

@@ -22,9 +22,10 @@ use credsync_core::clock::Now;
 use credsync_core::config::Config;
 use credsync_core::error::Error;
 use credsync_core::store::{FleetApplied, FleetStamp, Provenance, Source, Store};
+use credsync_core::stores::Stores;
 use credsync_core::system::{Paths, shadow};
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// One node: its root, its settings, and what it refused since it started.
@@ -256,7 +257,14 @@ impl Node {
 
     /// Reads the whole prefix and offers every entry; returns its revision.
     async fn catch_up(&mut self, etcd: &mut impl Transport, force: bool) -> Result<i64, String> {
-        blocking(|| self.reread()).map_err(|e| e.to_string())?;
+        // Taking the locks finishes a change a crash interrupted (and
+        // migrates an older store), so the view below is what both stores
+        // hold, never a half-applied entry mistaken for a local change.
+        blocking(|| {
+            Stores::lock(&self.paths, &self.config, self.store_owner)?;
+            self.reread()
+        })
+        .map_err(|e| e.to_string())?;
         let snapshot = etcd
             .read_prefix(&self.fleet.users_prefix())
             .await
@@ -273,13 +281,22 @@ impl Node {
         let mut backoff = Duration::from_millis(200);
         let mut said = String::new();
         while !*stop.borrow() {
-            let failed = match Etcd::connect(&self.fleet).await {
-                Ok(mut etcd) => {
-                    backoff = Duration::from_millis(200);
+            let connected = Instant::now();
+            let watching = stop.clone();
+            let failed = tokio::select! {
+                failed = async {
+                    let mut etcd = Etcd::connect(&self.fleet).await.map_err(|e| e.to_string())?;
                     self.follow(&mut etcd, &mut stop).await
-                }
-                Err(e) => Err(e.to_string()),
+                } => failed,
+                // A stop while connecting or catching up: nothing is cut
+                // short, the store work inside is synchronous.
+                () = stopped(watching) => Ok(()),
             };
+            // Back off afresh only after a connection that held: one that
+            // fails as soon as it is made keeps the delay growing.
+            if connected.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(200);
+            }
             if let Err(e) = failed {
                 if e != said {
                     eprintln!("credsync-fleet: {e}; retrying");
@@ -314,6 +331,8 @@ impl Node {
             tokio::select! {
                 watched = stream.next() => match watched.map_err(|e| e.to_string())? {
                     Some(Watched::Changes { revision: at, changes }) => {
+                        // The last event's revision: a batch need not reach
+                        // the revision its header names.
                         for change in changes {
                             if let Change::Put(kv) = change {
                                 self.offer(&kv, false).map_err(|e| e.to_string())?;
@@ -335,7 +354,18 @@ impl Node {
                     }
                 },
                 _ = report_tick.tick() => self.publish(etcd, revision, true).await?,
-                _ = drift_tick.tick() => self.publish(etcd, revision, false).await?,
+                _ = drift_tick.tick() => {
+                    if self.failures.is_empty() {
+                        // What a reconcile run on this node wrote meanwhile.
+                        blocking(|| self.reread()).map_err(|e| e.to_string())?;
+                    } else {
+                        // Try the refused entries again: a lock held by a
+                        // local passwd, or a user created since, passes now;
+                        // a bad signature is refused again.
+                        revision = revision.max(self.catch_up(etcd, false).await?);
+                    }
+                    self.publish(etcd, revision, false).await?;
+                }
                 _ = stop.changed() => return Ok(()),
             }
         }
@@ -378,6 +408,11 @@ impl Node {
         self.publish(&mut etcd, snapshot.revision, true).await?;
         Ok(done)
     }
+}
+
+/// Resolves once `stop` is true (at once if it is already).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Store and file work (an apply, a report's drift check): a few

@@ -43,6 +43,17 @@ pub struct Desired {
     pub password: Password,
 }
 
+/// Versions a node's report may claim; above it, the report is ignored.
+const MAX_REPORTED: u64 = 1 << 62;
+
+/// The version after `version`, within what every node's store holds.
+fn next(version: u64) -> Result<u64, Error> {
+    version
+        .checked_add(1)
+        .filter(|&v| i64::try_from(v).is_ok())
+        .ok_or_else(|| Error::Failure(format!("version {version} is the last there can be")))
+}
+
 fn failure(e: impl std::fmt::Display) -> Error {
     Error::Failure(e.to_string())
 }
@@ -145,7 +156,7 @@ impl Conductor {
             let entry = Entry {
                 fleet: self.fleet.fleet.clone(),
                 user: desired.user.clone(),
-                version: version + 1,
+                version: next(version)?,
                 crypt: crypt::hash_password(&desired.password, &method).map_err(failure)?,
                 argon2id: hasher.hash(&desired.password).map_err(failure)?,
                 must_change,
@@ -162,7 +173,8 @@ impl Conductor {
 
     /// The version the next entry for `user` takes, and the key's
     /// `mod_revision` to compare (0 when absent): one more than both the
-    /// version at the key and every version a node reports applied. An
+    /// version at the key and every version a node reports applied (a
+    /// replayed older entry at the key included). An
     /// entry at the key that no fleet key signed is replaced (its version
     /// means nothing), and so is a key deleted by hand: the nodes' reports
     /// keep the next version above anything they hold, which they would
@@ -199,14 +211,29 @@ impl Conductor {
             .read_prefix(&self.fleet.nodes_prefix())
             .await
             .map_err(failure)?;
-        Ok(nodes
+        let mut highest = 0;
+        for report in nodes
             .kvs
             .iter()
             .filter(|kv| kv.key.ends_with("/report") || kv.key.ends_with("/seen"))
             .filter_map(|kv| serde_json::from_slice::<Report>(&kv.value).ok())
-            .filter_map(|report| report.users.get(user.as_str()).map(|u| u.applied))
-            .max()
-            .unwrap_or(0))
+        {
+            let Some(applied) = report.users.get(user.as_str()).map(|u| u.applied) else {
+                continue;
+            };
+            // No conductor numbers that high: a node reporting it is broken
+            // or compromised, and must not push the next version past what
+            // every node can store.
+            if applied > MAX_REPORTED {
+                eprintln!(
+                    "credsync-fleet: ignoring node {}'s report of {user} at version {applied}",
+                    report.node
+                );
+                continue;
+            }
+            highest = highest.max(applied);
+        }
+        Ok(highest)
     }
 
     async fn write(
@@ -266,7 +293,11 @@ impl Conductor {
                 .map_err(|r| {
                     Error::Failure(format!("{}: {r}; set the password again instead", kv.key))
                 })?;
-            entry.version += 1;
+            entry.version = next(
+                entry
+                    .version
+                    .max(self.highest_applied(&mut etcd, &entry.user).await?),
+            )?;
             entry.set_at = now;
             entry.set_by = self.by.clone();
             versions.push((user.to_owned(), entry.version));
@@ -474,6 +505,18 @@ pub fn keygen(out: &Path) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_stop_where_a_store_would() {
+        assert_eq!(next(0).unwrap(), 1);
+        assert_eq!(next(41).unwrap(), 42);
+        assert!(next(i64::MAX as u64).is_err());
+        assert!(next(u64::MAX).is_err());
+        assert!(
+            next(MAX_REPORTED).is_ok(),
+            "the highest report believed still has a next"
+        );
+    }
 
     #[test]
     fn times_read_as_utc() {

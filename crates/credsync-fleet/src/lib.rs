@@ -179,6 +179,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         command => {
             Conductor::require_conductor(&fleet)?;
             let by = human(&paths, &caller);
+            // It goes into the signed payload, whose values hold no space.
+            UserName::parse(&by).map_err(|e| {
+                Error::Invalid(format!("the name '{by}' can't sign fleet entries: {e}"))
+            })?;
             let conductor = Conductor {
                 paths,
                 config,

@@ -16,11 +16,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// One key as read.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Kv {
     pub key: String,
     pub value: Vec<u8>,
     pub mod_revision: i64,
+}
+
+/// A value may hold hashes: never in `Debug` output.
+impl std::fmt::Debug for Kv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kv")
+            .field("key", &self.key)
+            .field("value", &format_args!("<{} bytes>", self.value.len()))
+            .field("mod_revision", &self.mod_revision)
+            .finish()
+    }
 }
 
 /// A prefix as of one revision.
@@ -324,8 +335,17 @@ impl Watch for EtcdWatch {
                     })
                 })
                 .collect();
+            // The last event's revision, not the header's: etcd may send a
+            // long catch-up in several responses, each headed by its current
+            // revision.
+            let last = answer
+                .events()
+                .iter()
+                .filter_map(|event| event.kv().map(etcd_client::KeyValue::mod_revision))
+                .max()
+                .unwrap_or_else(|| revision(answer.header()));
             return Ok(Some(Watched::Changes {
-                revision: revision(answer.header()),
+                revision: last,
                 changes,
             }));
         }

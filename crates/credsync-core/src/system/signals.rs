@@ -28,7 +28,6 @@ use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
 use nix::time::ClockId;
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 /// Every signal whose default action ends or stops the process and that a
@@ -62,8 +61,9 @@ const INTERRUPTS: [Signal; 5] = [
     Signal::SIGTSTP,
 ];
 
-/// Holds the signals back until dropped. The mask is per thread: credsync
-/// writes from its main thread only. Guards nest.
+/// Holds the signals back until dropped. The mask is per thread: the thread
+/// that writes holds them back, and a signal sent to the process goes to
+/// another thread if one takes it (the fleet agent's runtime). Guards nest.
 pub struct Blocked {
     previous: Option<SigSet>,
 }
@@ -85,27 +85,20 @@ impl Blocked {
     /// the fact (shadow-utils ignores these signals while it writes): a
     /// Ctrl-C that came too late must not hide that the password changed.
     pub fn discard_pending(self) {
-        // Dispositions are the process's: two threads doing this at once
-        // (the fleet agent applies for many nodes in one process under
-        // test) could each save the other's SIG_IGN and leave it behind.
-        static SWAPPING: Mutex<()> = Mutex::new(());
-        let _one_at_a_time = SWAPPING.lock().unwrap_or_else(PoisonError::into_inner);
-        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        let previous: Vec<(Signal, SigAction)> = HELD_DURING_WRITES
-            .iter()
-            .filter_map(|&signal| {
-                // SAFETY: SIG_IGN runs no code; setting it discards a pending
-                // instance of the signal, and the old action is put back below.
-                unsafe { sigaction(signal, &ignore) }
-                    .ok()
-                    .map(|old| (signal, old))
-            })
-            .collect();
+        let held = set_of(&HELD_DURING_WRITES);
+        let now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // Takes each pending instance, this thread's or the process's, while
+        // they are still held back. Nothing else changes: the process's
+        // dispositions are left alone, so another thread (the fleet agent's
+        // runtime, which handles SIGTERM) loses no signal meant for it.
+        // SAFETY: `held` is a valid signal set borrowed for the call, the
+        // info pointer may be null, and a zero timeout returns at once;
+        // sigtimedwait returns the signal taken, or -1 when none is pending.
+        while unsafe { libc::sigtimedwait(held.as_ref(), std::ptr::null_mut(), &now) } > 0 {}
         drop(self);
-        for (signal, old) in &previous {
-            // SAFETY: re-installs the exact action the process had before.
-            let _ = unsafe { sigaction(*signal, old) };
-        }
     }
 }
 
