@@ -55,7 +55,7 @@ fn binary() -> PathBuf {
 /// A root with `admin`, credsync's cheapest settings and `fleet.toml`.
 fn root(dir: &Path, cluster: &Cluster, identity: &str, fleet_lines: &str) {
     let etc = dir.join("etc");
-    fs::create_dir_all(etc.join("credsync/fleet")).unwrap();
+    fs::create_dir_all(etc.join("credsync")).unwrap();
     fs::write(
         etc.join("passwd"),
         "root:x:0:0::/root:/bin/sh\nadmin:x:1000:1000::/home/admin:/bin/sh\n",
@@ -76,24 +76,7 @@ fn root(dir: &Path, cluster: &Cluster, identity: &str, fleet_lines: &str) {
          [argon2]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n[policy]\nmin_length = 1\nmin_classes = 1\nhistory = 0\n",
     )
     .unwrap();
-    let (cert, key) = cluster.identity(identity);
-    fs::copy(cluster.ca(), etc.join("credsync/fleet/ca.pem")).unwrap();
-    fs::copy(cert, etc.join("credsync/fleet/client.pem")).unwrap();
-    fs::copy(key, etc.join("credsync/fleet/client.key")).unwrap();
-    let endpoints: Vec<String> = cluster
-        .endpoints()
-        .iter()
-        .map(|e| format!("{e:?}"))
-        .collect();
-    fs::write(
-        etc.join("credsync/fleet.toml"),
-        format!(
-            "fleet = \"{FLEET}\"\nendpoints = [{}]\nca = \"/etc/credsync/fleet/ca.pem\"\n\
-             cert = \"/etc/credsync/fleet/client.pem\"\nkey = \"/etc/credsync/fleet/client.key\"\n{fleet_lines}",
-            endpoints.join(", ")
-        ),
-    )
-    .unwrap();
+    cluster.configure_root(dir, FLEET, identity, fleet_lines);
 }
 
 /// CPU seconds (user and system) a process has used.

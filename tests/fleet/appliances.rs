@@ -30,31 +30,6 @@ pub struct Fleet {
     pub nodes: Vec<Appliance>,
 }
 
-/// `fleet.toml` for a root: the cluster's endpoints, the CA and `identity`'s
-/// certificate copied into the root's `/etc/credsync/fleet/`.
-fn configure(root: &Root, cluster: &Cluster, fleet: &str, identity: &str, role_lines: &str) {
-    let dir = root.path().join("etc/credsync/fleet");
-    fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = cluster.identity(identity);
-    fs::copy(cluster.ca(), dir.join("ca.pem")).unwrap();
-    fs::copy(cert, dir.join("client.pem")).unwrap();
-    fs::copy(key, dir.join("client.key")).unwrap();
-    let endpoints: Vec<String> = cluster
-        .endpoints()
-        .iter()
-        .map(|e| format!("{e:?}"))
-        .collect();
-    fs::write(
-        root.path().join("etc/credsync/fleet.toml"),
-        format!(
-            "fleet = \"{fleet}\"\nendpoints = [{}]\nca = \"/etc/credsync/fleet/ca.pem\"\n\
-             cert = \"/etc/credsync/fleet/client.pem\"\nkey = \"/etc/credsync/fleet/client.key\"\n{role_lines}",
-            endpoints.join(", ")
-        ),
-    )
-    .unwrap();
-}
-
 impl Fleet {
     /// A cluster, a conductor with a new signing key, and `count` nodes
     /// `n1`… each holding `admin` and `alice` (password `Old#…`); node
@@ -64,9 +39,8 @@ impl Fleet {
         let refs: Vec<&str> = node_names.iter().map(String::as_str).collect();
         let cluster = Cluster::start(name, &refs);
         let conductor = Fixture::new().user("admin", "Old#Conductor-1").build();
-        configure(
-            &conductor,
-            &cluster,
+        cluster.configure_root(
+            conductor.path(),
             name,
             "conductor",
             "role = \"conductor\"\nnode = \"conductor\"\nsigning_key = \"/etc/credsync/fleet/signing.key\"\ncrypt_method = \"sha512\"\n",
@@ -96,9 +70,8 @@ impl Fleet {
                 } else {
                     "fleet_wins"
                 };
-                configure(
-                    &root,
-                    &cluster,
+                cluster.configure_root(
+                    root.path(),
                     name,
                     &format!("node-{node}"),
                     &format!(
@@ -128,14 +101,27 @@ impl Fleet {
 
     /// `credsync fleet ARGS` on the conductor (through the CLI's hand-over).
     pub fn conduct(&self, args: &[&str], stdin: &str) -> Output {
-        run_with_input(
-            Command::new(env!("CARGO_BIN_EXE_credsync"))
-                .arg("--root")
-                .arg(self.conductor.path())
-                .arg("fleet")
-                .args(args),
-            stdin,
-        )
+        self.start_conducting(args, stdin)
+            .wait_with_output()
+            .unwrap()
+    }
+
+    /// The same, started with `stdin` written and closed, not waited for.
+    pub fn start_conducting(&self, args: &[&str], stdin: &str) -> Child {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credsync"))
+            .arg("--root")
+            .arg(self.conductor.path())
+            .arg("fleet")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A command that refuses before reading may have closed its input.
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        child
     }
 
     /// `fleet set USER --stdin` with `password`, which must succeed; returns its output.
@@ -319,16 +305,4 @@ impl Drop for Appliance {
             let _ = child.wait();
         }
     }
-}
-
-fn run_with_input(command: &mut Command, stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
 }

@@ -85,6 +85,36 @@ fn one_set_reaches_both_stores_of_every_node_even_with_a_member_down() {
         );
     }
     fleet.cluster.restart(0);
+
+    // `fleet import`: a batch is published whole, or not at all.
+    let out = fleet.conduct(&["import"], "admin:Import#Admin-3\nalice-no-colon\n");
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: expected user:password"));
+    let out = fleet.conduct(&["import"], "admin:Import#Admin-3\nalice:Import#Alice-1\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fleet.wait_in_step("admin", 3, &refs(&all), CONVERGE);
+    fleet.wait_in_step("alice", 1, &refs(&all), CONVERGE);
+    for node in &fleet.nodes {
+        assert!(
+            node.accepts("admin", "Import#Admin-3"),
+            "{}: import",
+            node.name
+        );
+        assert!(
+            node.accepts("alice", "Import#Alice-1"),
+            "{}: import",
+            node.name
+        );
+    }
 }
 
 /// Two agents stopped through three changes catch up to the last one only:
@@ -250,23 +280,7 @@ fn racing_conductors_get_one_winner_and_the_documented_error() {
     let mut conflicts = 0;
     for round in 0..30 {
         let spawn = |password: &str| {
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credsync"))
-                .arg("--root")
-                .arg(fleet.conductor.path())
-                .args(["fleet", "set", "admin", "--stdin"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{password}\n").as_bytes())
-                .unwrap();
-            child
+            fleet.start_conducting(&["set", "admin", "--stdin"], &format!("{password}\n"))
         };
         let (a, b) = (spawn(FIRST), spawn(SECOND));
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());

@@ -302,6 +302,33 @@ impl Cluster {
         process.wait().expect("wait for a killed etcd member");
     }
 
+    /// Writes `root`'s `/etc/credsync/fleet.toml` for `identity`: the
+    /// running members' endpoints, and the CA and the identity's
+    /// certificate copied into `root/etc/credsync/fleet/`; `lines` are the
+    /// rest of the file (role, node, keys).
+    pub fn configure_root(&self, root: &Path, fleet: &str, identity: &str, lines: &str) {
+        let dir = root.join("etc/credsync/fleet");
+        fs::create_dir_all(&dir).expect("make etc/credsync/fleet in the root");
+        let (cert, key) = self.identity(identity);
+        for (from, to) in [
+            (self.ca(), "ca.pem"),
+            (cert, "client.pem"),
+            (key, "client.key"),
+        ] {
+            fs::copy(&from, dir.join(to)).expect("copy a TLS file into the root");
+        }
+        let endpoints: Vec<String> = self.endpoints().iter().map(|e| format!("{e:?}")).collect();
+        fs::write(
+            root.join("etc/credsync/fleet.toml"),
+            format!(
+                "fleet = \"{fleet}\"\nendpoints = [{}]\nca = \"/etc/credsync/fleet/ca.pem\"\n\
+                 cert = \"/etc/credsync/fleet/client.pem\"\nkey = \"/etc/credsync/fleet/client.key\"\n{lines}",
+                endpoints.join(", ")
+            ),
+        )
+        .expect("write the root's fleet.toml");
+    }
+
     /// The running members' process ids (for the benchmark's memory figures).
     #[allow(dead_code)] // benches/fleet_scale.rs
     pub fn member_pids(&self) -> Vec<u32> {

@@ -180,10 +180,55 @@ pub fn read_line(
 pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<(usize, NewPassword)>, Error> {
     // The longest line: a 32-byte name, the colon and the longest password.
     const MAX_LINE: usize = 32 + 1 + MAX_PASSWORD_LEN;
-    let mut batch: Vec<(usize, NewPassword)> = Vec::new();
+    parse_batch(reader, MAX_LINE, "user:password", |number, user, rest| {
+        let password =
+            Password::new(rest.to_vec()).map_err(|e| bad_line(number, &e.to_string()))?;
+        Ok(NewPassword { user, password })
+    })
+}
+
+/// `import --hashed`: `user:crypt_hash[:argon2id_phc]` per line, as
+/// `chpasswd -e` takes them, but only what is a hash: each crypt hash must be
+/// one this system's libcrypt verifies, each PHC string an Argon2id one
+/// (`crypt::check_hash`, `app_hash::check_phc`). The first bad line refuses
+/// the whole batch, naming its number. Without the PHC string the record's
+/// Argon2id hash is derived at the first `verify`.
+pub fn parse_hashed_import(reader: &mut impl BufRead) -> Result<Vec<(usize, HashedChange)>, Error> {
+    const FORMAT: &str = "user:crypt_hash[:argon2id_phc]";
+    parse_batch(reader, 4096, FORMAT, |number, user, rest| {
+        let text = std::str::from_utf8(rest).map_err(|_| bad_line(number, "not UTF-8"))?;
+        let mut fields = text.split(':');
+        let (Some(crypt_hash), phc, None) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(bad_line(number, &format!("expected {FORMAT}")));
+        };
+        let linux = crypt::check_hash(crypt_hash)
+            .map_err(|why| bad_line(number, &format!("the crypt hash {why}")))?;
+        if let Some(phc) = phc {
+            app_hash::check_phc(phc)
+                .map_err(|why| bad_line(number, &format!("the Argon2id hash {why}")))?;
+        }
+        Ok(HashedChange {
+            user,
+            linux,
+            app: phc.map(str::to_owned),
+            fleet: None,
+        })
+    })
+}
+
+/// The batch both imports read: numbered lines of at most `max_line` bytes,
+/// blank ones skipped, each `user:` and then what `rest` makes of the
+/// remainder; a user named twice, or any bad line, refuses the whole batch.
+fn parse_batch<T>(
+    reader: &mut impl BufRead,
+    max_line: usize,
+    format: &str,
+    mut rest: impl FnMut(usize, UserName, &[u8]) -> Result<T, Error>,
+) -> Result<Vec<(usize, T)>, Error> {
+    let mut batch = Vec::new();
     let mut first_line: HashMap<UserName, usize> = HashMap::new();
     for number in 1.. {
-        let line = match read_line(reader, MAX_LINE) {
+        let line = match read_line(reader, max_line) {
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(Error::Invalid(_)) => return Err(bad_line(number, "the line is too long")),
@@ -193,7 +238,7 @@ pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<(usize, NewPassword
             continue;
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Err(bad_line(number, "expected user:password"));
+            return Err(bad_line(number, &format!("expected {format}")));
         };
         let user = std::str::from_utf8(&line[..colon])
             .ok()
@@ -206,73 +251,12 @@ pub fn parse_import(reader: &mut impl BufRead) -> Result<Vec<(usize, NewPassword
             ));
         }
         first_line.insert(user.clone(), number);
-        let password = Password::new(line[colon + 1..].to_vec())
-            .map_err(|e| bad_line(number, &e.to_string()))?;
-        batch.push((number, NewPassword { user, password }));
+        batch.push((number, rest(number, user, &line[colon + 1..])?));
     }
     if batch.is_empty() {
-        return Err(Error::Invalid(
-            "no user:password lines on standard input; nothing was changed".into(),
-        ));
-    }
-    Ok(batch)
-}
-
-/// `import --hashed`: `user:crypt_hash[:argon2id_phc]` per line, as
-/// `chpasswd -e` takes them, but only what is a hash: each crypt hash must be
-/// one this system's libcrypt verifies, each PHC string an Argon2id one
-/// (`crypt::check_hash`, `app_hash::check_phc`). The first bad line refuses
-/// the whole batch, naming its number. Without the PHC string the record's
-/// Argon2id hash is derived at the first `verify`.
-pub fn parse_hashed_import(reader: &mut impl BufRead) -> Result<Vec<(usize, HashedChange)>, Error> {
-    const MAX_LINE: usize = 4096;
-    let mut batch: Vec<(usize, HashedChange)> = Vec::new();
-    let mut first_line: HashMap<UserName, usize> = HashMap::new();
-    for number in 1.. {
-        let line = match read_line(reader, MAX_LINE) {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(Error::Invalid(_)) => return Err(bad_line(number, "the line is too long")),
-            Err(e) => return Err(e),
-        };
-        if line.is_empty() {
-            continue;
-        }
-        let text = std::str::from_utf8(&line).map_err(|_| bad_line(number, "not UTF-8"))?;
-        let mut fields = text.split(':');
-        let (Some(name), Some(crypt_hash), phc, None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(bad_line(number, "expected user:crypt_hash[:argon2id_phc]"));
-        };
-        let user = UserName::parse(name).map_err(|_| bad_line(number, "invalid user name"))?;
-        if let Some(first) = first_line.get(&user) {
-            return Err(bad_line(
-                number,
-                &format!("user '{user}' is already on line {first}"),
-            ));
-        }
-        first_line.insert(user.clone(), number);
-        let linux = crypt::check_hash(crypt_hash)
-            .map_err(|why| bad_line(number, &format!("the crypt hash {why}")))?;
-        if let Some(phc) = phc {
-            app_hash::check_phc(phc)
-                .map_err(|why| bad_line(number, &format!("the Argon2id hash {why}")))?;
-        }
-        batch.push((
-            number,
-            HashedChange {
-                user,
-                linux,
-                app: phc.map(str::to_owned),
-                fleet: None,
-            },
-        ));
-    }
-    if batch.is_empty() {
-        return Err(Error::Invalid(
-            "no user:crypt_hash lines on standard input; nothing was changed".into(),
-        ));
+        return Err(Error::Invalid(format!(
+            "no {format} lines on standard input; nothing was changed"
+        )));
     }
     Ok(batch)
 }

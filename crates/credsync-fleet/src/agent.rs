@@ -23,7 +23,8 @@ use credsync_core::config::Config;
 use credsync_core::error::Error;
 use credsync_core::store::{FleetApplied, FleetStamp, Provenance, Source, Store};
 use credsync_core::stores::Stores;
-use credsync_core::system::{Paths, shadow};
+use credsync_core::system::Paths;
+use credsync_core::system::shadow::{self, ShadowFile};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -115,8 +116,9 @@ impl Node {
             }
             if self.fleet.conflict == Conflict::ReportOnly
                 && !force
-                && self
-                    .drift_of(held)
+                && shadow::read_unlocked(&self.paths)
+                    .map_err(Error::from)
+                    .and_then(|shadow| self.drift_of(&shadow, held))
                     .map_err(|e| refused(version, e.to_string()))?
                     .is_some()
             {
@@ -171,8 +173,11 @@ impl Node {
 
     /// A local change since the fleet's version was applied: shadow holds
     /// another password than the one the entry set.
-    fn drift_of(&self, applied: &FleetApplied) -> Result<Option<String>, Error> {
-        let shadow = shadow::read_unlocked(&self.paths)?;
+    fn drift_of(
+        &self,
+        shadow: &ShadowFile,
+        applied: &FleetApplied,
+    ) -> Result<Option<String>, Error> {
         let Some(entry) = shadow.entry(&applied.user) else {
             return Ok(Some("the account no longer exists on this node".into()));
         };
@@ -193,6 +198,7 @@ impl Node {
     /// The report of every fleet-managed user: what the store holds, what
     /// was refused, and drift.
     pub fn report(&self, revision: i64) -> Result<Report, Error> {
+        let shadow = shadow::read_unlocked(&self.paths)?;
         let mut users = BTreeMap::new();
         for (name, held) in &self.applied {
             users.insert(
@@ -200,7 +206,7 @@ impl Node {
                 UserReport {
                     applied: held.version,
                     failed: None,
-                    drift: self.drift_of(held)?,
+                    drift: self.drift_of(&shadow, held)?,
                 },
             );
         }
@@ -384,6 +390,7 @@ impl Node {
             .map_err(|e| e.to_string())?;
         blocking(|| self.reread()).map_err(|e| e.to_string())?;
         let applied = self.applied.clone();
+        let shadow = shadow::read_unlocked(&self.paths).map_err(|e| e.to_string())?;
         let mut done = Vec::new();
         for kv in &snapshot.kvs {
             let Some(user) = kv.key.strip_prefix(&self.fleet.users_prefix()) else {
@@ -391,7 +398,10 @@ impl Node {
             };
             let wanted = if only.is_empty() {
                 match applied.get(user) {
-                    Some(held) => self.drift_of(held).map_err(|e| e.to_string())?.is_some(),
+                    Some(held) => self
+                        .drift_of(&shadow, held)
+                        .map_err(|e| e.to_string())?
+                        .is_some(),
                     None => true,
                 }
             } else {

@@ -10,7 +10,7 @@ use crate::transport::{Etcd, Kv, Put, Transport};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use credsync_core::account::UserName;
-use credsync_core::clock::Now;
+use credsync_core::clock::{Now, utc_text};
 use credsync_core::config::Config;
 use credsync_core::error::Error;
 use credsync_core::judge::{Candidate, Judge};
@@ -21,7 +21,7 @@ use credsync_core::system::Paths;
 use credsync_core::system::crypt::{self, Algorithm, HashMethod};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -146,12 +146,14 @@ impl Conductor {
         let mut etcd = Etcd::connect(&self.fleet).await.map_err(failure)?;
         let now = Now::read().unix_secs;
         let aging = self.config.policy.aging();
+        let reported = self.reported_versions(&mut etcd).await?;
         let mut writes = Vec::new();
         let mut versions = Vec::new();
         for desired in batch {
             let key_name = self.fleet.user_key(desired.user.as_str());
+            let held = reported.get(desired.user.as_str()).copied().unwrap_or(0);
             let (version, expected) = self
-                .current(&mut etcd, &key, &key_name, &desired.user)
+                .current(&mut etcd, &key, &key_name, &desired.user, held)
                 .await?;
             let entry = Entry {
                 fleet: self.fleet.fleet.clone(),
@@ -185,8 +187,8 @@ impl Conductor {
         key: &SigningKey,
         key_name: &str,
         user: &UserName,
+        reported: u64,
     ) -> Result<(u64, i64), Error> {
-        let reported = self.highest_applied(etcd, user).await?;
         let Some(kv) = etcd.read(key_name).await.map_err(failure)? else {
             return Ok((reported, 0));
         };
@@ -205,33 +207,34 @@ impl Conductor {
         Ok((at_key.max(reported), kv.mod_revision))
     }
 
-    /// The highest version of `user` any node reports holding.
-    async fn highest_applied(&self, etcd: &mut Etcd, user: &UserName) -> Result<u64, Error> {
+    /// The highest version of each user that any node reports holding, from
+    /// one read of the nodes' reports.
+    async fn reported_versions(&self, etcd: &mut Etcd) -> Result<HashMap<String, u64>, Error> {
         let nodes = etcd
             .read_prefix(&self.fleet.nodes_prefix())
             .await
             .map_err(failure)?;
-        let mut highest = 0;
+        let mut highest: HashMap<String, u64> = HashMap::new();
         for report in nodes
             .kvs
             .iter()
             .filter(|kv| kv.key.ends_with("/report") || kv.key.ends_with("/seen"))
             .filter_map(|kv| serde_json::from_slice::<Report>(&kv.value).ok())
         {
-            let Some(applied) = report.users.get(user.as_str()).map(|u| u.applied) else {
-                continue;
-            };
-            // No conductor numbers that high: a node reporting it is broken
-            // or compromised, and must not push the next version past what
-            // every node can store.
-            if applied > MAX_REPORTED {
-                eprintln!(
-                    "credsync-fleet: ignoring node {}'s report of {user} at version {applied}",
-                    report.node
-                );
-                continue;
+            for (user, held) in &report.users {
+                // No conductor numbers that high: a node reporting it is
+                // broken or compromised, and must not push the next version
+                // past what every node can store.
+                if held.applied > MAX_REPORTED {
+                    eprintln!(
+                        "credsync-fleet: ignoring node {}'s report of {user} at version {}",
+                        report.node, held.applied
+                    );
+                    continue;
+                }
+                let top = highest.entry(user.clone()).or_default();
+                *top = (*top).max(held.applied);
             }
-            highest = highest.max(applied);
         }
         Ok(highest)
     }
@@ -259,7 +262,7 @@ impl Conductor {
                 format!(
                     "changed by {} at {} (version {})",
                     e.set_by,
-                    utc(e.set_at),
+                    utc_text(e.set_at),
                     e.version
                 )
             })
@@ -278,6 +281,7 @@ impl Conductor {
             .read_prefix(&self.fleet.users_prefix())
             .await
             .map_err(failure)?;
+        let reported = self.reported_versions(&mut etcd).await?;
         let prefix = self.fleet.users_prefix();
         let now = Now::read().unix_secs;
         let mut writes = Vec::new();
@@ -293,11 +297,8 @@ impl Conductor {
                 .map_err(|r| {
                     Error::Failure(format!("{}: {r}; set the password again instead", kv.key))
                 })?;
-            entry.version = next(
-                entry
-                    .version
-                    .max(self.highest_applied(&mut etcd, &entry.user).await?),
-            )?;
+            let held = reported.get(user).copied().unwrap_or(0);
+            entry.version = next(entry.version.max(held))?;
             entry.set_at = now;
             entry.set_by = self.by.clone();
             versions.push((user.to_owned(), entry.version));
@@ -419,7 +420,7 @@ impl NodeStatus {
         let detail = match standing {
             Standing::Failed { error } => Some(error.clone()),
             Standing::Drift { detail } => Some(detail.clone()),
-            Standing::Silent { since: Some(at) } => Some(format!("since {}", utc(*at))),
+            Standing::Silent { since: Some(at) } => Some(format!("since {}", utc_text(*at))),
             Standing::Silent { since: None } => Some("never reported".into()),
             Standing::InStep | Standing::Behind { .. } => None,
         };
@@ -430,28 +431,6 @@ impl NodeStatus {
             detail,
         }
     }
-}
-
-/// A Unix time as UTC, `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }
 
 /// A signing key file: the 32-byte secret in base64, owned by root, mode 0600.
@@ -520,9 +499,9 @@ mod tests {
 
     #[test]
     fn times_read_as_utc() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(1_796_256_000), "2026-12-03T00:00:00Z");
-        assert_eq!(utc(951_782_400 + 3661), "2000-02-29T01:01:01Z");
+        assert_eq!(utc_text(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_text(1_796_256_000), "2026-12-03T00:00:00Z");
+        assert_eq!(utc_text(951_782_400 + 3661), "2000-02-29T01:01:01Z");
     }
 
     #[test]

@@ -248,7 +248,7 @@ fn conduct(conductor: &Conductor, command: Command, json: bool) -> Result<(), Er
                         user.user,
                         user.version,
                         user.set_by,
-                        conductor::utc(user.set_at)
+                        credsync_core::clock::utc_text(user.set_at)
                     ),
                 }
                 for node in &user.nodes {
